@@ -1,0 +1,310 @@
+"""Organisations, their applications and API keys, users and their devices.
+
+Plain functions over a SQLAlchemy ``Connection`` that the caller opened in a transaction, so
+a caller can put a change and its audit entry in one commit.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from qrgate.accounts.tokens import digest, matches, new_api_key, split_api_key
+from qrgate.core.passwords import hash_password, verify_password
+from qrgate.core.policy import AppPolicy, VerifierKind
+from qrgate.errors import Conflict, Frozen, NotFound, Unauthenticated
+from qrgate.storage.models import api_keys, devices, users
+from qrgate.storage.models import applications as apps
+from qrgate.storage.models import organisations as orgs
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppRecord:
+    id: int
+    org_id: int
+    org_slug: str
+    org_name: str
+    business_id: str
+    name: str
+    origin: str | None
+    policy: AppPolicy
+
+
+@dataclass(frozen=True, kw_only=True)
+class UserRecord:
+    id: int
+    org_id: int
+    login: str
+    display_name: str
+    preferred_verifier: VerifierKind | None
+    has_password: bool
+    has_totp: bool
+    frozen: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeviceRecord:
+    id: str
+    user_id: int
+    client_app_id: str
+    name: str
+    public_key: bytes
+    status: str
+    created_at: float
+
+    @property
+    def active(self) -> bool:
+        return self.status == "active"
+
+
+# --- organisations and applications ---------------------------------------------------
+
+
+def create_org(conn: Connection, *, slug: str, name: str, now: float) -> int:
+    try:
+        row = conn.execute(
+            insert(orgs).values(slug=slug, name=name, created_at=now).returning(orgs.c.id)
+        ).one()
+    except IntegrityError:
+        raise Conflict(f"organisation {slug!r} exists", code="org_exists") from None
+    return int(row.id)
+
+
+def org_id_by_slug(conn: Connection, slug: str) -> int:
+    row = conn.execute(select(orgs.c.id).where(orgs.c.slug == slug)).first()
+    if row is None:
+        raise NotFound(f"no organisation {slug!r}", code="org_not_found")
+    return int(row.id)
+
+
+def create_app(
+    conn: Connection,
+    *,
+    org_id: int,
+    business_id: str,
+    name: str,
+    origin: str | None,
+    policy: AppPolicy,
+    now: float,
+) -> int:
+    try:
+        row = conn.execute(
+            insert(apps)
+            .values(org_id=org_id, business_id=business_id, name=name, origin=origin,
+                    policy=policy.to_dict(), created_at=now)
+            .returning(apps.c.id)
+        ).one()
+    except IntegrityError:
+        raise Conflict(f"application {business_id!r} exists", code="app_exists") from None
+    return int(row.id)
+
+
+def set_app_policy(conn: Connection, *, app_id: int, policy: AppPolicy) -> None:
+    conn.execute(update(apps).where(apps.c.id == app_id).values(policy=policy.to_dict()))
+
+
+def app_id_by_business_id(conn: Connection, *, org_id: int, business_id: str) -> int:
+    row = conn.execute(
+        select(apps.c.id).where(apps.c.org_id == org_id, apps.c.business_id == business_id)
+    ).first()
+    if row is None:
+        raise NotFound(f"no application {business_id!r}", code="app_not_found")
+    return int(row.id)
+
+
+def _app_query() -> Any:
+    return select(
+        apps.c.id, apps.c.org_id, apps.c.business_id, apps.c.name, apps.c.origin,
+        apps.c.policy, orgs.c.slug, orgs.c.name.label("org_name"),
+    ).join(orgs, orgs.c.id == apps.c.org_id)
+
+
+def _app_record(row: Any) -> AppRecord:
+    return AppRecord(
+        id=row.id, org_id=row.org_id, org_slug=row.slug, org_name=row.org_name,
+        business_id=row.business_id, name=row.name, origin=row.origin,
+        policy=AppPolicy.from_dict(row.policy or {}),
+    )
+
+
+def get_app(conn: Connection, app_id: int) -> AppRecord:
+    row = conn.execute(_app_query().where(apps.c.id == app_id)).first()
+    if row is None:
+        raise NotFound("no such application", code="app_not_found")
+    return _app_record(row)
+
+
+# --- API keys ---------------------------------------------------------------------------
+
+
+def create_api_key(conn: Connection, *, app_id: int, label: str, now: float) -> str:
+    """Returns the full key; only its digest is stored, so this is the one time it is seen."""
+    key, prefix, secret = new_api_key()
+    conn.execute(
+        insert(api_keys).values(app_id=app_id, prefix=prefix, secret_hash=digest(secret),
+                                label=label, created_at=now)
+    )
+    return key
+
+
+def revoke_api_key(conn: Connection, *, prefix: str, now: float) -> None:
+    result = conn.execute(
+        update(api_keys)
+        .where(api_keys.c.prefix == prefix, api_keys.c.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    if result.rowcount == 0:
+        raise NotFound("no active API key with that prefix", code="api_key_not_found")
+
+
+def authenticate_api_key(conn: Connection, key: str) -> AppRecord:
+    prefix, secret = split_api_key(key)
+    row = conn.execute(
+        _app_query()
+        .add_columns(api_keys.c.secret_hash, api_keys.c.revoked_at)
+        .join(api_keys, api_keys.c.app_id == apps.c.id)
+        .where(api_keys.c.prefix == prefix)
+    ).first()
+    # Compare even when the prefix is unknown, so timing does not reveal which prefixes exist.
+    stored = row.secret_hash if row is not None else bytes(32)
+    if not matches(secret, stored) or row is None or row.revoked_at is not None:
+        raise Unauthenticated("API key is not valid", code="bad_api_key")
+    return _app_record(row)
+
+
+# --- users ------------------------------------------------------------------------------
+
+
+def _user_record(row: Any) -> UserRecord:
+    return UserRecord(
+        id=row.id, org_id=row.org_id, login=row.login, display_name=row.display_name,
+        preferred_verifier=VerifierKind(row.preferred_verifier) if row.preferred_verifier else None,
+        has_password=row.password_hash is not None, has_totp=row.totp_secret_enc is not None,
+        frozen=row.frozen_at is not None,
+    )
+
+
+def create_user(
+    conn: Connection,
+    *,
+    org_id: int,
+    login: str,
+    display_name: str = "",
+    password: str | None = None,
+    now: float,
+) -> int:
+    password_hash = hash_password(password, salt=os.urandom(16)) if password else None
+    try:
+        row = conn.execute(
+            insert(users)
+            .values(org_id=org_id, login=login, display_name=display_name,
+                    password_hash=password_hash, failed_attempts=0, created_at=now)
+            .returning(users.c.id)
+        ).one()
+    except IntegrityError:
+        raise Conflict(f"user {login!r} exists", code="user_exists") from None
+    return int(row.id)
+
+
+def find_user(conn: Connection, *, org_id: int, login: str) -> UserRecord:
+    row = conn.execute(
+        select(users).where(users.c.org_id == org_id, users.c.login == login)
+    ).first()
+    if row is None:
+        raise NotFound("no such user", code="user_not_found")
+    return _user_record(row)
+
+
+def get_user(conn: Connection, user_id: int) -> UserRecord:
+    row = conn.execute(select(users).where(users.c.id == user_id)).first()
+    if row is None:
+        raise NotFound("no such user", code="user_not_found")
+    return _user_record(row)
+
+
+def list_users(conn: Connection, *, org_id: int) -> list[UserRecord]:
+    rows = conn.execute(select(users).where(users.c.org_id == org_id).order_by(users.c.login))
+    return [_user_record(row) for row in rows]
+
+
+def check_password(conn: Connection, *, user_id: int, password: str) -> bool:
+    row = conn.execute(select(users.c.password_hash).where(users.c.id == user_id)).first()
+    if row is None or row.password_hash is None:
+        return False
+    return verify_password(password, row.password_hash)
+
+
+def set_preferred_verifier(conn: Connection, *, user_id: int, kind: VerifierKind | None) -> None:
+    conn.execute(
+        update(users).where(users.c.id == user_id)
+        .values(preferred_verifier=None if kind is None else kind.value)
+    )
+
+
+def set_frozen(conn: Connection, *, user_id: int, frozen: bool, now: float) -> None:
+    """Freezing a user blocks every new challenge and every decision for them."""
+    conn.execute(
+        update(users).where(users.c.id == user_id).values(frozen_at=now if frozen else None)
+    )
+
+
+def ensure_not_frozen(user: UserRecord) -> None:
+    if user.frozen:
+        raise Frozen("user is frozen")
+
+
+# --- devices ----------------------------------------------------------------------------
+
+
+def _device_record(row: Any) -> DeviceRecord:
+    return DeviceRecord(
+        id=row.id, user_id=row.user_id, client_app_id=row.client_app_id, name=row.name,
+        public_key=row.public_key, status=row.status, created_at=row.created_at,
+    )
+
+
+def get_device(conn: Connection, device_id: str) -> DeviceRecord:
+    row = conn.execute(select(devices).where(devices.c.id == device_id)).first()
+    if row is None:
+        raise Unauthenticated("unknown device", code="unknown_device")
+    return _device_record(row)
+
+
+def list_devices(conn: Connection, *, user_id: int) -> list[DeviceRecord]:
+    rows = conn.execute(
+        select(devices).where(devices.c.user_id == user_id).order_by(devices.c.created_at)
+    )
+    return [_device_record(row) for row in rows]
+
+
+def count_active_devices(conn: Connection, *, user_id: int) -> int:
+    return int(conn.execute(
+        select(func.count()).select_from(devices)
+        .where(devices.c.user_id == user_id, devices.c.status == "active")
+    ).scalar_one())
+
+
+def unbind_device(conn: Connection, *, device_id: str, now: float) -> DeviceRecord:
+    row = conn.execute(
+        update(devices)
+        .where(devices.c.id == device_id, devices.c.status == "active")
+        .values(status="unbound", unbound_at=now)
+        .returning(*devices.c)
+    ).first()
+    if row is None:
+        raise NotFound("no active device with that id", code="device_not_found")
+    return _device_record(row)
+
+
+def set_device_frozen(conn: Connection, *, device_id: str, frozen: bool) -> None:
+    old, new = ("active", "frozen") if frozen else ("frozen", "active")
+    result = conn.execute(
+        update(devices).where(devices.c.id == device_id, devices.c.status == old)
+        .values(status=new)
+    )
+    if result.rowcount == 0:
+        raise NotFound(f"no {old} device with that id", code="device_not_found")

@@ -1,0 +1,159 @@
+"""``qrgate demo <scheme>``: run a whole scheme against a throwaway server and data
+directory, printing each step; exit non-zero if any step fails."""
+
+from __future__ import annotations
+
+import socket
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from qrgate.accounts.provision import provision
+from qrgate.clients.browser import BrowserSession
+from qrgate.clients.phone import PhoneSimulator, decode_png
+from qrgate.clients.relying_party import ApiError, QrgateClient
+from qrgate.config import Settings
+from qrgate.core.policy import AppPolicy
+from qrgate.http.app import create_app
+from qrgate.http.local import serve_in_thread
+from qrgate.qrimage import render_png
+from qrgate.runtime import build_runtime
+from qrgate.storage.audit import verify_audit
+
+T = TypeVar("T")
+DEMO_PASSWORD = "correct horse battery"  # noqa: S105 - a throwaway demo user
+
+
+class DemoFailed(Exception):
+    pass
+
+
+@click.group()
+def demo() -> None:
+    """End-to-end demonstrations against a throwaway server."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Steps:
+    def __init__(self) -> None:
+        self.number = 0
+
+    def run(self, title: str, action: Callable[[], T]) -> T:
+        self.number += 1
+        click.echo(f"\n[{self.number}] {title}")
+        try:
+            result = action()
+        except Exception as error:
+            click.echo(f"    FAILED: {error!r}", err=True)
+            raise DemoFailed(title) from error
+        return result
+
+    @staticmethod
+    def say(line: str) -> None:
+        click.echo(f"    {line}")
+
+
+@demo.command("confirm")
+def demo_confirm() -> None:
+    """Scheme C: cross-device confirmation, from device binding to the pushed result."""
+    with tempfile.TemporaryDirectory(prefix="qrgate-demo-") as tmp:
+        try:
+            _confirm(Path(tmp))
+        except DemoFailed as failed:
+            click.echo(f"\ndemo FAILED at: {failed}", err=True)
+            raise SystemExit(1) from None
+    click.echo("\ndemo confirm: all steps passed")
+
+
+def _confirm(data_dir: Path) -> None:
+    steps = Steps()
+    port = free_port()
+    settings = Settings(data_dir=data_dir, port=port, public_url=f"http://127.0.0.1:{port}")
+    rt = build_runtime(settings)
+    org = steps.run("provision organisation 'demobank', app 'web-banking', user alice",
+                    lambda: provision(rt, org_slug="demobank", org_name="Demo Bank",
+                                      business_id="web-banking", app_name="Web banking",
+                                      origin="https://bank.example", policy=AppPolicy(),
+                                      users={"alice": DEMO_PASSWORD}))
+    steps.say(f"API key issued (shown once): {org.api_key[:16]}...")
+    with serve_in_thread(create_app(settings, runtime=rt), port=port) as base_url:
+        steps.say(f"server on {base_url}")
+        rp = QrgateClient(base_url, api_key=org.api_key)
+        phone = PhoneSimulator(base_url, name="alice's phone", show=steps.say)
+        enrolment = steps.run("registration: the bank shows alice an enrolment QR",
+                              lambda: rp.start_enrolment("alice"))
+        png = render_png(enrolment["code"])
+        steps.say(f"enrolment QR: {len(png)} bytes PNG, {len(enrolment['code'])} chars")
+        steps.run("the phone decodes the PNG and binds itself, confirmed by alice's password",
+                  lambda: phone.enrol(decode_png(png), password=DEMO_PASSWORD))
+
+        started = steps.run(
+            "601/602: alice's browser asks for a transfer of 2500.00 EUR; the bank asks qrgate",
+            lambda: rp.start_confirm("alice", operation="transfer", amount="2500.00",
+                                     currency="EUR", source="web-banking/transfers",
+                                     content="to Bob, IBAN DE89 3704 0044 0532 0130 00",
+                                     requester_ip="203.0.113.7",
+                                     requester_ua="Firefox 133 on Linux"))
+        steps.say(f"challenge {started['challenge_id']} verifier={started['verifier']} "
+                  f"number shown in the browser: {started['number']}")
+        browser = BrowserSession(base_url, started["challenge_id"], started["browser_token"])
+        seen: list[dict[str, Any]] = []
+        listener = threading.Thread(target=lambda: seen.extend(browser.events()), daemon=True)
+        steps.run("605: the browser opens its event stream and shows the QR",
+                  listener.start)
+        qr_png = steps.run("the browser fetches the QR image", browser.qr_png)
+        context = steps.run("606/607: the phone decodes the PNG, verifies it offline and scans",
+                            lambda: phone.scan_png(qr_png))
+        if not context["number_matching"]:
+            raise DemoFailed("policy should ask for number matching at 2500 EUR")
+        result = steps.run("608: alice types the number from her browser and approves",
+                           lambda: phone.decide(context["challenge_id"], approve=True,
+                                                number=started["number"]))
+        listener.join(timeout=10)
+        steps.run("609: the browser got the result pushed",
+                  lambda: _expect(seen and seen[-1]["state"] == "approved",
+                                  f"browser saw {[e['state'] for e in seen]}"))
+        steps.say(f"phone result: {result['state']}; browser events: "
+                  f"{' -> '.join(e['state'] for e in seen)}")
+
+        steps.run("a replayed scan of the same code is refused",
+                  lambda: _expect_error(lambda: phone.scan_png(qr_png), "already_decided"))
+        steps.run("both sides search their history for 'transfer'",
+                  lambda: _expect(len(rp.history(q="transfer")) == 1
+                                  and len(phone.history(q="bob")) == 1, "history search"))
+        rp.close()
+        phone.close()
+        browser.close()
+
+    def audit() -> None:
+        with rt.engine.connect() as conn:
+            report = verify_audit(conn)
+        _expect(report.ok, f"audit chain broken: {report.problem}")
+        steps.say(f"{report.checked} audit entries, chain intact")
+
+    steps.run("qrgate audit verify", audit)
+    rt.close()
+
+
+def _expect(condition: object, message: str) -> None:
+    if not condition:
+        raise DemoFailed(message)
+
+
+def _expect_error(action: Callable[[], object], code: str) -> None:
+    try:
+        action()
+    except ApiError as error:
+        _expect(error.code == code, f"expected {code}, got {error.code}")
+        Steps.say(f"refused with {error.status} {error.code}")
+        return
+    raise DemoFailed(f"expected error {code}")

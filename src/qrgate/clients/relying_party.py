@@ -1,0 +1,99 @@
+"""``QrgateClient``: what a relying party's backend uses to talk to qrgate.
+
+Thin on purpose: one method per endpoint, JSON in and out, and every problem document
+raised as :class:`ApiError` carrying its stable ``code``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, problem: dict[str, Any]) -> None:
+        self.status = status
+        self.problem = problem
+        self.code = str(problem.get("code", "http_error"))
+        super().__init__(f"{status} {self.code}: {problem.get('detail', '')}")
+
+
+def raise_for_problem(response: httpx.Response) -> None:
+    if response.status_code >= 400:
+        try:
+            body = response.json()
+        except ValueError:
+            body = {"code": "http_error", "detail": response.text[:200]}
+        raise ApiError(response.status_code, body if isinstance(body, dict) else {})
+
+
+class QrgateClient:
+    def __init__(self, base_url: str, *, api_key: str,
+                 transport: httpx.BaseTransport | None = None, timeout: float = 10.0) -> None:
+        self._http = httpx.Client(base_url=base_url, transport=transport, timeout=timeout,
+                                  headers={"Authorization": f"Bearer {api_key}"})
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> QrgateClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._http.request(method, path, **kwargs)
+        raise_for_problem(response)
+        return response.json()
+
+    def create_user(self, login: str, *, password: str | None = None,
+                    display_name: str = "") -> dict[str, Any]:
+        body: dict[str, Any] = {"login": login, "display_name": display_name}
+        if password is not None:
+            body["password"] = password
+        return dict(self._call("POST", "/v1/users", json=body))
+
+    def start_enrolment(self, login: str) -> dict[str, Any]:
+        return dict(self._call("POST", f"/v1/users/{login}/enrolments"))
+
+    def setup_totp(self, login: str) -> dict[str, Any]:
+        return dict(self._call("POST", f"/v1/users/{login}/totp"))
+
+    def set_preferred_verifier(self, login: str, verifier: str | None) -> dict[str, Any]:
+        return dict(self._call("PUT", f"/v1/users/{login}/preferences",
+                               json={"preferred_verifier": verifier}))
+
+    def list_devices(self, login: str) -> list[dict[str, Any]]:
+        return list(self._call("GET", f"/v1/users/{login}/devices"))
+
+    def unbind_device(self, login: str, device_id: str) -> dict[str, Any]:
+        return dict(self._call("DELETE", f"/v1/users/{login}/devices/{device_id}"))
+
+    def start_confirm(self, login: str, *, operation: str, amount: str | None = None,
+                      currency: str | None = None, source: str = "", content: str = "",
+                      requester_ip: str = "", requester_ua: str = "", **extra: Any
+                      ) -> dict[str, Any]:
+        scene: dict[str, Any] = {"operation": operation, "source": source, "content": content}
+        if amount is not None:
+            scene["amount"] = amount
+        if currency is not None:
+            scene["currency"] = currency
+        body = {"login": login, "scene": scene,
+                "requester": {"ip": requester_ip, "user_agent": requester_ua}, **extra}
+        return dict(self._call("POST", "/v1/confirm/challenges", json=body))
+
+    def get_challenge(self, challenge_id: str) -> dict[str, Any]:
+        return dict(self._call("GET", f"/v1/confirm/challenges/{challenge_id}"))
+
+    def cancel(self, challenge_id: str) -> dict[str, Any]:
+        return dict(self._call("POST", f"/v1/confirm/challenges/{challenge_id}/cancel"))
+
+    def submit_otp(self, challenge_id: str, otp: str) -> dict[str, Any]:
+        return dict(self._call("POST", f"/v1/confirm/challenges/{challenge_id}/otp",
+                               json={"otp": otp}))
+
+    def history(self, **params: Any) -> list[dict[str, Any]]:
+        clean = {k: v for k, v in params.items() if v is not None}
+        return list(self._call("GET", "/v1/confirm/challenges", params=clean)["items"])

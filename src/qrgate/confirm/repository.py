@@ -1,0 +1,222 @@
+"""SQL for scheme C challenges. Each transition is one conditional ``UPDATE ... RETURNING``:
+it succeeds for exactly one caller, on any node, or for none; Python never reads a state and
+then writes the next one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, insert, or_, select, update
+
+from qrgate.core.confirm import ChallengeView, ConfirmState
+from qrgate.errors import NotFound
+from qrgate.storage.models import challenges
+
+OPEN_STATES = (ConfirmState.PENDING.value, ConfirmState.SCANNED.value)
+HISTORY_LIMIT = 200
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChallengeRow:
+    """A challenge as stored, with what every caller of the repository may need."""
+
+    id: str
+    org_id: int
+    app_id: int
+    user_id: int
+    login: str
+    business_id: str
+    scene: dict[str, Any]
+    url: str | None
+    verifier: str
+    state: ConfirmState
+    reason: str | None
+    number: int | None
+    code_nonce: bytes
+    code_seq: int
+    code_expires_at: float
+    browser_hash: bytes
+    requester_ip: str
+    requester_ua: str
+    device_id: str | None
+    attempts: int
+    created_at: float
+    expires_at: float
+    scanned_at: float | None
+    decided_at: float | None
+
+    def view(self) -> ChallengeView:
+        return ChallengeView(
+            challenge_id=bytes.fromhex(self.id),
+            state=self.state,
+            org_id=self.org_id,
+            user_id=self.user_id,
+            business_id=self.business_id,
+            login=self.login,
+            operation=str(self.scene.get("operation", "")),
+            amount=self.scene.get("amount"),
+            url=self.url,
+            number=self.number,
+            verification_code=self.code_nonce,
+            device_id=self.device_id,
+            expires_at=self.expires_at,
+        )
+
+    def effective_state(self, now: float) -> ConfirmState:
+        """Expiry is lazy in storage; readers see it at once."""
+        if self.state in (ConfirmState.PENDING, ConfirmState.SCANNED) and now >= self.expires_at:
+            return ConfirmState.EXPIRED
+        return self.state
+
+
+def _row(row: Any) -> ChallengeRow:
+    values = dict(row._mapping)
+    values.pop("scheme", None)
+    values.pop("search_text", None)
+    values["state"] = ConfirmState(values["state"])
+    return ChallengeRow(**values)
+
+
+def insert_challenge(conn: Connection, *, search_text: str, **values: Any) -> ChallengeRow:
+    conn.execute(insert(challenges).values(scheme="confirm", search_text=search_text, **values))
+    return ChallengeRow(
+        **{**values, "state": ConfirmState(values["state"]), "reason": None, "device_id": None,
+           "scanned_at": None, "decided_at": None}
+    )
+
+
+def load(conn: Connection, challenge_id: str) -> ChallengeRow:
+    row = conn.execute(select(challenges).where(challenges.c.id == challenge_id)).first()
+    if row is None:
+        raise NotFound("no such challenge", code="challenge_not_found")
+    return _row(row)
+
+
+def mark_scanned(
+    conn: Connection, *, challenge_id: str, code_nonce: bytes, device_id: str, now: float
+) -> ChallengeRow | None:
+    row = conn.execute(
+        update(challenges)
+        .where(
+            challenges.c.id == challenge_id,
+            challenges.c.state == ConfirmState.PENDING.value,
+            challenges.c.code_nonce == code_nonce,
+            challenges.c.expires_at > now,
+        )
+        .values(state=ConfirmState.SCANNED.value, device_id=device_id, scanned_at=now)
+        .returning(*challenges.c)
+    ).first()
+    return None if row is None else _row(row)
+
+
+def decide(
+    conn: Connection,
+    *,
+    challenge_id: str,
+    device_id: str,
+    state: ConfirmState,
+    reason: str,
+    now: float,
+) -> ChallengeRow | None:
+    row = conn.execute(
+        update(challenges)
+        .where(
+            challenges.c.id == challenge_id,
+            challenges.c.state == ConfirmState.SCANNED.value,
+            challenges.c.device_id == device_id,
+            challenges.c.expires_at > now,
+        )
+        .values(state=state.value, reason=reason, decided_at=now)
+        .returning(*challenges.c)
+    ).first()
+    return None if row is None else _row(row)
+
+
+def finish_pending(
+    conn: Connection, *, challenge_id: str, state: ConfirmState, reason: str, now: float
+) -> ChallengeRow | None:
+    """Decide a challenge that no device scans (the TOTP verifier, cancellation)."""
+    row = conn.execute(
+        update(challenges)
+        .where(challenges.c.id == challenge_id, challenges.c.state == ConfirmState.PENDING.value,
+               challenges.c.expires_at > now)
+        .values(state=state.value, reason=reason, decided_at=now)
+        .returning(*challenges.c)
+    ).first()
+    return None if row is None else _row(row)
+
+
+def kill(conn: Connection, *, challenge_id: str, reason: str, now: float) -> bool:
+    """Reject an open challenge (a replayed scan, a wrong number, too many failures)."""
+    result = conn.execute(
+        update(challenges)
+        .where(challenges.c.id == challenge_id, challenges.c.state.in_(OPEN_STATES))
+        .values(state=ConfirmState.REJECTED.value, reason=reason, decided_at=now)
+    )
+    return result.rowcount == 1
+
+
+def expire(conn: Connection, *, challenge_id: str, now: float) -> bool:
+    result = conn.execute(
+        update(challenges)
+        .where(challenges.c.id == challenge_id, challenges.c.state.in_(OPEN_STATES),
+               challenges.c.expires_at <= now)
+        .values(state=ConfirmState.EXPIRED.value, reason="expired", decided_at=now)
+    )
+    return result.rowcount == 1
+
+
+def rotate(
+    conn: Connection, *, challenge_id: str, code_nonce: bytes, code_expires_at: float, now: float
+) -> ChallengeRow | None:
+    row = conn.execute(
+        update(challenges)
+        .where(challenges.c.id == challenge_id, challenges.c.state == ConfirmState.PENDING.value,
+               challenges.c.expires_at > now)
+        .values(code_nonce=code_nonce, code_seq=challenges.c.code_seq + 1,
+                code_expires_at=code_expires_at)
+        .returning(*challenges.c)
+    ).first()
+    return None if row is None else _row(row)
+
+
+def count_failure(conn: Connection, *, challenge_id: str) -> int:
+    row = conn.execute(
+        update(challenges)
+        .where(challenges.c.id == challenge_id)
+        .values(attempts=challenges.c.attempts + 1)
+        .returning(challenges.c.attempts)
+    ).first()
+    return 0 if row is None else int(row.attempts)
+
+
+def history(
+    conn: Connection,
+    *,
+    app_id: int | None = None,
+    user_id: int | None = None,
+    login: str | None = None,
+    device_id: str | None = None,
+    query: str | None = None,
+    state: ConfirmState | None = None,
+    limit: int = 50,
+) -> list[ChallengeRow]:
+    """Newest first; ``query`` matches any word of the scene, login or operation."""
+    stmt = select(challenges).order_by(challenges.c.created_at.desc())
+    if app_id is not None:
+        stmt = stmt.where(challenges.c.app_id == app_id)
+    if user_id is not None:
+        stmt = stmt.where(challenges.c.user_id == user_id)
+    if login is not None:
+        stmt = stmt.where(challenges.c.login == login)
+    if device_id is not None:
+        stmt = stmt.where(challenges.c.device_id == device_id)
+    if state is not None:
+        stmt = stmt.where(challenges.c.state == state.value)
+    for word in (query or "").lower().split()[:5]:
+        escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        stmt = stmt.where(or_(challenges.c.search_text.like(f"%{escaped}%", escape="\\")))
+    rows = conn.execute(stmt.limit(min(max(limit, 1), HISTORY_LIMIT)))
+    return [_row(row) for row in rows]

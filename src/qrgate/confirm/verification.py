@@ -1,0 +1,270 @@
+"""The verification server's side of scheme C (SPEC steps 606-609).
+
+``scan`` (607/608): the phone sends the code it scanned, signed with its device key (the
+HTTP layer checked that signature and hands us the device). We verify the code's signature,
+its fields against the stored challenge, the binding of the device to the challenge's user,
+and move the challenge ``pending -> scanned`` in one statement. The phone gets the verified
+context to show. ``decide`` (608/609): the same device approves or denies, once, with the
+number the browser shows when number matching is on; ``scanned -> approved|denied`` is one
+statement. Every outcome lands in the audit log and is pushed to the waiting browser.
+
+Failures have side effects that must survive the failed transaction (see
+``qrgate.decisions``): a second scan kills the challenge, so does a wrong number, and
+repeated failures lock it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from sqlalchemy import Connection
+
+from qrgate.accounts import directory
+from qrgate.accounts.tokens import matches
+from qrgate.confirm import qr_server, repository
+from qrgate.confirm.repository import ChallengeRow
+from qrgate.confirm.verifiers import verify_totp
+from qrgate.core.confirm import (
+    ConfirmState,
+    Decision,
+    DeviceView,
+    check_attempts,
+    check_decision,
+    check_scan,
+    read_code,
+)
+from qrgate.decisions import AuditSubject, run_decision
+from qrgate.errors import (
+    AlreadyDecided,
+    Expired,
+    Forbidden,
+    NotBound,
+    NotFound,
+    NumberMismatch,
+    QrgateError,
+    Replayed,
+    Unauthenticated,
+    WrongCodeType,
+)
+from qrgate.runtime import Runtime
+
+# Failures that count against a challenge's attempt budget: guesses and wrong parties.
+_COUNTED = (NotBound, NumberMismatch, Unauthenticated)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScanContext:
+    """What the phone shows before the user decides: all of it verified by the server."""
+
+    challenge: ChallengeRow
+    app: directory.AppRecord
+    place: str
+
+
+def scan(rt: Runtime, *, code_text: str, device: directory.DeviceRecord) -> ScanContext:
+    now = rt.clock()
+    subject = AuditSubject(event="confirm.scan", scheme="confirm", user_id=device.user_id,
+                           device_id=device.id)
+
+    def work(conn: Connection) -> tuple[ScanContext, str]:
+        code = read_code(code_text, keys=rt.keyring, now=now)
+        challenge_id = code.challenge_id.hex()
+        row = repository.load(conn, challenge_id)
+        subject.challenge_id, subject.org_id, subject.app_id = row.id, row.org_id, row.app_id
+        check_attempts(attempts=row.attempts, max_failures=rt.settings.max_failures)
+        check_scan(code=code, expected=row.view(), device=_device_view(device),
+                   expected_issuer=rt.settings.issuer, now=now)
+        scanned = repository.mark_scanned(conn, challenge_id=row.id, code_nonce=row.code_nonce,
+                                          device_id=device.id, now=now)
+        if scanned is None:
+            # Lost a race with another scan of the same code on another connection or node.
+            raise Replayed("code was already scanned", code="scanned_twice")
+        rt.events.publish(conn, topic=row.id, state=ConfirmState.SCANNED.value)
+        app = directory.get_app(conn, row.app_id)
+        return ScanContext(challenge=scanned, app=app, place=describe_place(row.requester_ip)), (
+            "scanned"
+        )
+
+    return run_decision(
+        rt, subject=subject, now=now, work=work,
+        on_failure=lambda conn, error: _after_failure(rt, conn, subject, error, now),
+    )
+
+
+def decide(
+    rt: Runtime,
+    *,
+    challenge_id: str,
+    device: directory.DeviceRecord,
+    decision: Decision,
+    number: int | None,
+) -> ChallengeRow:
+    now = rt.clock()
+    subject = AuditSubject(event=f"confirm.{decision.value}", scheme="confirm",
+                           user_id=device.user_id, device_id=device.id, challenge_id=challenge_id)
+
+    def work(conn: Connection) -> tuple[ChallengeRow, str]:
+        row = repository.load(conn, challenge_id)
+        subject.org_id, subject.app_id = row.org_id, row.app_id
+        check_attempts(attempts=row.attempts, max_failures=rt.settings.max_failures)
+        check_decision(expected=row.view(), device=_device_view(device), decision=decision,
+                       number=number, now=now)
+        state, reason = (
+            (ConfirmState.APPROVED, "approved") if decision == Decision.APPROVE
+            else (ConfirmState.DENIED, "denied_by_user")
+        )
+        decided = repository.decide(conn, challenge_id=row.id, device_id=device.id, state=state,
+                                    reason=reason, now=now)
+        if decided is None:
+            raise AlreadyDecided("challenge already decided")
+        rt.events.publish(conn, topic=row.id, state=state.value)
+        return decided, reason
+
+    return run_decision(
+        rt, subject=subject, now=now, work=work,
+        on_failure=lambda conn, error: _after_failure(rt, conn, subject, error, now),
+    )
+
+
+def check_otp(
+    rt: Runtime, *, app: directory.AppRecord, challenge_id: str, otp: str
+) -> ChallengeRow:
+    """The TOTP verifier's decision: the relying party forwards the code the user typed."""
+    now = rt.clock()
+    subject = AuditSubject(event="confirm.otp", scheme="confirm", org_id=app.org_id,
+                           challenge_id=challenge_id)
+
+    def work(conn: Connection) -> tuple[ChallengeRow, str]:
+        row = _owned(conn, app=app, challenge_id=challenge_id)
+        subject.app_id, subject.user_id = row.app_id, row.user_id
+        if row.verifier != "totp":
+            raise WrongCodeType("this challenge is not verified by TOTP", code="wrong_verifier")
+        check_attempts(attempts=row.attempts, max_failures=rt.settings.max_failures)
+        _ensure_open(row, now)
+        verify_totp(conn, box=rt.box, user_id=row.user_id, otp=otp, now=now)
+        decided = repository.finish_pending(
+            conn, challenge_id=row.id, state=ConfirmState.APPROVED, reason="approved", now=now
+        )
+        if decided is None:
+            raise AlreadyDecided("challenge already decided")
+        rt.events.publish(conn, topic=row.id, state=ConfirmState.APPROVED.value)
+        return decided, "approved"
+
+    def after(conn: Connection, error: QrgateError) -> None:
+        if error.code in ("wrong_otp", "otp_replayed"):
+            _count(rt, conn, subject, now)
+        elif isinstance(error, Expired):
+            repository.expire(conn, challenge_id=challenge_id, now=now)
+
+    return run_decision(rt, subject=subject, now=now, work=work, on_failure=after)
+
+
+def cancel(rt: Runtime, *, app: directory.AppRecord, challenge_id: str) -> ChallengeRow:
+    now = rt.clock()
+    subject = AuditSubject(event="confirm.cancel", scheme="confirm", org_id=app.org_id,
+                           challenge_id=challenge_id)
+
+    def work(conn: Connection) -> tuple[ChallengeRow, str]:
+        row = _owned(conn, app=app, challenge_id=challenge_id)
+        subject.app_id, subject.user_id = row.app_id, row.user_id
+        if not repository.kill(conn, challenge_id=row.id, reason="cancelled", now=now):
+            raise AlreadyDecided("challenge already decided")
+        rt.events.publish(conn, topic=row.id, state=ConfirmState.REJECTED.value)
+        return repository.load(conn, row.id), "cancelled"
+
+    return run_decision(rt, subject=subject, now=now, work=work)
+
+
+def rotate_code(rt: Runtime, *, challenge_id: str, browser_token: str) -> tuple[ChallengeRow, str]:
+    """The waiting page asks for a fresh code; only the browser that started may ask."""
+    now = rt.clock()
+    with rt.engine.begin() as conn:
+        row = load_for_browser(conn, challenge_id=challenge_id, browser_token=browser_token)
+        rotated = qr_server.rotate(rt, conn, row=row, now=now)
+        rt.events.publish(conn, topic=row.id, state=ConfirmState.PENDING.value)
+    return rotated, qr_server.code_for(rt, rotated)
+
+
+def load_for_browser(conn: Connection, *, challenge_id: str, browser_token: str) -> ChallengeRow:
+    row = repository.load(conn, challenge_id)
+    if not matches(browser_token, row.browser_hash):
+        raise Forbidden("this challenge belongs to another browser", code="wrong_browser")
+    return row
+
+
+def load_for_app(rt: Runtime, *, app: directory.AppRecord, challenge_id: str) -> ChallengeRow:
+    with rt.engine.connect() as conn:
+        return _owned(conn, app=app, challenge_id=challenge_id)
+
+
+# RFC 1918, link-local and unique-local ranges: ``is_private`` would also count
+# documentation and reserved ranges as "local".
+_LOCAL_NETWORKS = tuple(
+    ipaddress.ip_network(net)
+    for net in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16",
+                "fc00::/7", "fe80::/10")
+)
+
+
+def describe_place(ip: str) -> str:
+    """A coarse, honest place for the requesting address. Without a GeoIP database we can
+    still tell the user whether the request came from this network or the internet."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return "unknown"
+    if address.is_loopback:
+        return "this computer"
+    if address.is_global:
+        return "internet"
+    if any(address in network for network in _LOCAL_NETWORKS):
+        return "local network"
+    return "unknown"
+
+
+def _owned(conn: Connection, *, app: directory.AppRecord, challenge_id: str) -> ChallengeRow:
+    row = repository.load(conn, challenge_id)
+    if row.org_id != app.org_id:
+        # Same answer as an unknown id: another organisation's ids are not confirmed to exist.
+        raise NotFound("no such challenge", code="challenge_not_found")
+    return row
+
+
+def _ensure_open(row: ChallengeRow, now: float) -> None:
+    state = row.effective_state(now)
+    if state == ConfirmState.EXPIRED:
+        raise Expired("challenge expired")
+    if state != ConfirmState.PENDING:
+        raise AlreadyDecided("challenge already decided")
+
+
+def _device_view(device: directory.DeviceRecord) -> DeviceView:
+    return DeviceView(device_id=device.id, user_id=device.user_id, active=device.active)
+
+
+def _after_failure(
+    rt: Runtime, conn: Connection, subject: AuditSubject, error: QrgateError, now: float
+) -> None:
+    challenge_id = subject.challenge_id
+    if challenge_id is None:
+        return
+    if error.code in ("scanned_twice", "number_mismatch"):
+        # Both mean the code or the number travelled: end the challenge for everyone.
+        if repository.kill(conn, challenge_id=challenge_id, reason=error.code, now=now):
+            rt.events.publish(conn, topic=challenge_id, state=ConfirmState.REJECTED.value)
+    elif isinstance(error, Expired):
+        if repository.expire(conn, challenge_id=challenge_id, now=now):
+            rt.events.publish(conn, topic=challenge_id, state=ConfirmState.EXPIRED.value)
+    elif isinstance(error, _COUNTED) or error.code == "field_mismatch":
+        _count(rt, conn, subject, now)
+
+
+def _count(rt: Runtime, conn: Connection, subject: AuditSubject, now: float) -> None:
+    assert subject.challenge_id is not None
+    attempts = repository.count_failure(conn, challenge_id=subject.challenge_id)
+    if attempts >= rt.settings.max_failures and repository.kill(
+        conn, challenge_id=subject.challenge_id, reason="locked", now=now
+    ):
+        rt.events.publish(conn, topic=subject.challenge_id, state=ConfirmState.REJECTED.value)
+

@@ -1,0 +1,42 @@
+"""Password hashing with scrypt (RFC 7914) from ``cryptography``.
+
+Passwords only confirm a device enrolment, never the hot path, so a memory-hard cost is
+affordable. Format: ``scrypt$<log2 n>$<r>$<p>$<salt b64>$<hash b64>``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+_LOG2_N, _R, _P, _LEN = 15, 8, 1, 32
+
+
+def hash_password(password: str, *, salt: bytes) -> str:
+    digest = _derive(password, salt=salt, log2_n=_LOG2_N, r=_R, p=_P)
+    return "$".join(
+        ("scrypt", str(_LOG2_N), str(_R), str(_P), _b64(salt), _b64(digest))
+    )
+
+
+def verify_password(password: str, encoded: str) -> bool:
+    try:
+        scheme, log2_n, r, p, salt, digest = encoded.split("$")
+        if scheme != "scrypt":
+            return False
+        expected = base64.b64decode(digest)
+        actual = _derive(password, salt=base64.b64decode(salt), log2_n=int(log2_n),
+                         r=int(r), p=int(p))
+    except ValueError:
+        return False
+    return hmac.compare_digest(expected, actual)
+
+
+def _derive(password: str, *, salt: bytes, log2_n: int, r: int, p: int) -> bytes:
+    return Scrypt(salt=salt, length=_LEN, n=2**log2_n, r=r, p=p).derive(password.encode())
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()

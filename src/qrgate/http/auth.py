@@ -1,0 +1,91 @@
+"""Who is calling: a relying party (API key), a bound device (request signature) or the
+browser that started a challenge (its binding secret, as header or HttpOnly cookie).
+
+These run inside the request's worker thread together with the service call, so one
+request costs one hop to the thread pool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from qrgate.accounts import directory
+from qrgate.core.device_auth import (
+    DEVICE_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    load_public_key,
+    verify_request,
+)
+from qrgate.errors import Frozen, Unauthenticated
+from qrgate.runtime import Runtime
+
+BROWSER_HEADER = "qrgate-browser-token"
+BROWSER_COOKIE = "qrgate_browser"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SignedRequest:
+    """The parts of an HTTP request that a device signature covers."""
+
+    method: str
+    path: str
+    headers: Mapping[str, str]
+    body: bytes
+
+
+def api_key_from(headers: Mapping[str, str]) -> str:
+    value = headers.get("authorization", "")
+    scheme, _, token = value.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthenticated("send the API key as 'Authorization: Bearer <key>'",
+                              code="missing_api_key")
+    return token.strip()
+
+
+def authenticate_app(rt: Runtime, headers: Mapping[str, str]) -> directory.AppRecord:
+    key = api_key_from(headers)
+    with rt.engine.connect() as conn:
+        return directory.authenticate_api_key(conn, key)
+
+
+def signature_parts(request: SignedRequest) -> tuple[str, int, str]:
+    device_id = request.headers.get(DEVICE_HEADER, "")
+    signature = request.headers.get(SIGNATURE_HEADER, "")
+    raw_time = request.headers.get(TIMESTAMP_HEADER, "")
+    if not device_id or not signature or not raw_time:
+        raise Unauthenticated("device requests need Qrgate-Device, Qrgate-Timestamp and "
+                              "Qrgate-Signature headers", code="missing_signature")
+    try:
+        timestamp = int(raw_time)
+    except ValueError:
+        raise Unauthenticated("Qrgate-Timestamp must be Unix seconds",
+                              code="missing_signature") from None
+    return device_id, timestamp, signature
+
+
+def verify_with_key(rt: Runtime, request: SignedRequest, *, public_key: bytes) -> str:
+    device_id, timestamp, signature = signature_parts(request)
+    verify_request(
+        public_key=load_public_key(public_key), signature=signature, method=request.method,
+        path=request.path, timestamp=timestamp, device_id=device_id, body=request.body,
+        now=rt.clock(), max_skew=rt.settings.device_clock_skew,
+    )
+    return device_id
+
+
+def authenticate_device(rt: Runtime, request: SignedRequest) -> directory.DeviceRecord:
+    device_id, _, _ = signature_parts(request)
+    with rt.engine.connect() as conn:
+        device = directory.get_device(conn, device_id)
+    verify_with_key(rt, request, public_key=device.public_key)
+    if device.status == "unbound":
+        raise Unauthenticated("device was unbound", code="device_unbound")
+    if device.status == "frozen":
+        raise Frozen("device is frozen")
+    return device
+
+
+def browser_token_from(headers: Mapping[str, str], cookies: Mapping[str, str]) -> str | None:
+    return headers.get(BROWSER_HEADER) or cookies.get(BROWSER_COOKIE)

@@ -1,0 +1,113 @@
+"""The phone's own endpoints: enrol (bind) a device, see itself, unbind, read its history."""
+
+from __future__ import annotations
+
+import base64
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from sqlalchemy import Connection
+from starlette.concurrency import run_in_threadpool
+
+from qrgate.accounts import enrolment
+from qrgate.accounts.directory import DeviceRecord, unbind_device
+from qrgate.confirm.repository import history
+from qrgate.core.device_auth import load_public_key
+from qrgate.core.enrolment import read_enrol_code
+from qrgate.decisions import AuditSubject, run_decision
+from qrgate.errors import BadCredentials, Malformed, QrgateError
+from qrgate.http import schemas
+from qrgate.http.auth import authenticate_device, verify_with_key
+from qrgate.http.context import runtime_of, signed_request
+from qrgate.http.routes_confirm import history_item
+
+router = APIRouter(prefix="/v1/devices", tags=["devices"])
+
+
+def device_out(device: DeviceRecord) -> schemas.DeviceOut:
+    return schemas.DeviceOut(device_id=device.id, name=device.name,
+                             client_app_id=device.client_app_id, status=device.status,
+                             created_at=device.created_at)
+
+
+@router.post("", status_code=201, response_model=schemas.DeviceEnrolled,
+             summary="Registration: bind this phone to the user of an enrolment code")
+async def enrol(request: Request, body: schemas.DeviceEnrolIn) -> schemas.DeviceEnrolled:
+    """Signed with the new device key itself (``Qrgate-Device: new``): proof of possession."""
+    rt = runtime_of(request)
+    signed = await signed_request(request)
+
+    def run() -> schemas.DeviceEnrolled:
+        try:
+            padded = body.public_key + "=" * (-len(body.public_key) % 4)
+            public_key = base64.urlsafe_b64decode(padded)
+        except ValueError:
+            raise Malformed("public_key is not base64url", code="bad_public_key") from None
+        load_public_key(public_key)
+        verify_with_key(rt, signed, public_key=public_key)
+        now = rt.clock()
+        code = read_enrol_code(body.code, keys=rt.keyring, now=now)
+        subject = AuditSubject(event="device.enrol", scheme="confirm", org_id=code.org_id)
+
+        def work(conn: Connection) -> tuple[enrolment.EnrolmentDone, str]:
+            done = enrolment.complete_enrolment(
+                conn,
+                code=code, public_key=public_key, client_app_id=body.client_app_id,
+                device_name=body.name, password=body.password, confirm_code=body.confirm_code,
+                now=now, max_failures=rt.settings.max_failures,
+            )
+            subject.user_id, subject.device_id = done.user.id, done.device.id
+            return done, "bound"
+
+        def after(conn: Connection, error: QrgateError) -> None:
+            if isinstance(error, BadCredentials):
+                enrolment.count_failed_confirmation(conn, enrolment_id=code.enrolment_id)
+
+        done = run_decision(rt, subject=subject, now=now, work=work, on_failure=after)
+        return schemas.DeviceEnrolled(**device_out(done.device).model_dump(),
+                                      login=done.user.login, keys=rt.keyring.verifier.to_jwks())
+
+    return await run_in_threadpool(run)
+
+
+@router.get("/me", response_model=schemas.DeviceOut)
+async def me(request: Request) -> schemas.DeviceOut:
+    rt = runtime_of(request)
+    signed = await signed_request(request)
+    return device_out(await run_in_threadpool(authenticate_device, rt, signed))
+
+
+@router.delete("/me", response_model=schemas.DeviceOut, summary="Unbind this phone")
+async def unbind_me(request: Request) -> schemas.DeviceOut:
+    rt = runtime_of(request)
+    signed = await signed_request(request)
+
+    def run() -> schemas.DeviceOut:
+        device = authenticate_device(rt, signed)
+        now = rt.clock()
+        subject = AuditSubject(event="device.unbind", scheme="confirm", user_id=device.user_id,
+                               device_id=device.id)
+        unbound = run_decision(rt, subject=subject, now=now, work=lambda conn: (
+            unbind_device(conn, device_id=device.id, now=now), "unbound_by_device"))
+        return device_out(unbound)
+
+    return await run_in_threadpool(run)
+
+
+@router.get("/me/history", response_model=schemas.History,
+            summary="609: the phone's history, searchable by keyword")
+async def my_history(
+    request: Request,
+    q: Annotated[str | None, Query(max_length=100)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> schemas.History:
+    rt = runtime_of(request)
+    signed = await signed_request(request)
+
+    def run() -> schemas.History:
+        device = authenticate_device(rt, signed)
+        with rt.engine.connect() as conn:
+            rows = history(conn, device_id=device.id, query=q, limit=limit)
+        return schemas.History(items=[history_item(row, now=rt.clock()) for row in rows])
+
+    return await run_in_threadpool(run)

@@ -1,0 +1,172 @@
+"""Wire models: request bodies are strict (unknown fields refused, every string bounded)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from qrgate.core.confirm import ConfirmState, Decision
+from qrgate.core.policy import VerifierKind
+
+Short = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
+Text = Annotated[str, StringConstraints(max_length=500)]
+Url = Annotated[str, StringConstraints(max_length=200, pattern=r"^https?://")]
+Amount = Annotated[str, StringConstraints(max_length=20, pattern=r"^[0-9]+(\.[0-9]{1,8})?$")]
+CodeText = Annotated[str, StringConstraints(min_length=4, max_length=2048)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Requester(Strict):
+    ip: Annotated[str, StringConstraints(max_length=64)] = ""
+    user_agent: Annotated[str, StringConstraints(max_length=300)] = ""
+
+
+class Scene(Strict):
+    operation: Annotated[str, StringConstraints(min_length=1, max_length=32,
+                                                pattern=r"^[a-z0-9_.-]+$")]
+    source: Annotated[str, StringConstraints(max_length=100)] = ""
+    amount: Amount | None = None
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] | None = None
+    content: Text = ""
+
+
+class StartConfirm(Strict):
+    login: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    scene: Scene
+    business_id: Short | None = None
+    url: Url | None = None
+    requester: Requester = Requester()
+    verifier: VerifierKind | None = None
+    number_matching: bool = False
+
+
+class ChallengeOut(BaseModel):
+    challenge_id: str
+    state: ConfirmState
+    reason: str | None
+    verifier: VerifierKind
+    login: str
+    business_id: str
+    scene: dict[str, str | None]
+    created_at: float
+    expires_at: float
+    decided_at: float | None
+    number: int | None = Field(
+        default=None, description="Shown by the browser for number matching; never to the phone"
+    )
+
+
+class Started(ChallengeOut):
+    code: str | None = Field(description="QR content (QG1:...); render it or fetch qr.png/qr.svg")
+    code_expires_at: float
+    browser_token: str = Field(description="Give only to the browser that started; binds the "
+                               "result stream to it")
+    links: dict[str, str]
+
+
+class RotatedCode(BaseModel):
+    code: str
+    code_expires_at: float
+
+
+class ScanIn(Strict):
+    code: CodeText
+
+
+class ScanOut(BaseModel):
+    challenge_id: str
+    service: dict[str, str | None]
+    operation: str
+    scene: dict[str, str | None]
+    login: str
+    requester: dict[str, str]
+    number_matching: bool
+    expires_at: float
+
+
+class DecisionIn(Strict):
+    decision: Decision
+    number: Annotated[int, Field(ge=0, le=99)] | None = None
+
+
+class OtpIn(Strict):
+    otp: Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$")]
+
+
+class UserIn(Strict):
+    login: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    display_name: Annotated[str, StringConstraints(max_length=200)] = ""
+    password: Annotated[str, StringConstraints(min_length=8, max_length=200)] | None = None
+
+
+class UserOut(BaseModel):
+    login: str
+    display_name: str
+    preferred_verifier: VerifierKind | None
+    has_password: bool
+    has_totp: bool
+    frozen: bool
+
+
+class PreferenceIn(Strict):
+    preferred_verifier: VerifierKind | None
+
+
+class EnrolmentOut(BaseModel):
+    enrolment_id: str
+    code: str
+    confirm_code: str = Field(description="Show once to the user; the phone must type it")
+    expires_at: float
+    qr_svg: str
+
+
+class DeviceEnrolIn(Strict):
+    code: CodeText
+    public_key: Annotated[str, StringConstraints(min_length=80, max_length=100)] = Field(
+        description="base64url of the uncompressed P-256 point (65 bytes)"
+    )
+    client_app_id: Short = "qrgate-phone"
+    name: Annotated[str, StringConstraints(max_length=100)] = ""
+    password: Annotated[str, StringConstraints(max_length=200)] | None = None
+    confirm_code: Annotated[str, StringConstraints(pattern=r"^[0-9]{8}$")] | None = None
+
+
+class DeviceOut(BaseModel):
+    device_id: str
+    name: str
+    client_app_id: str
+    status: str
+    created_at: float
+
+
+class DeviceEnrolled(DeviceOut):
+    login: str
+    keys: Mapping[str, object] = Field(description="JWKS of the server's code-signing keys")
+
+
+class TotpOut(BaseModel):
+    uri: str
+    qr_svg: str
+
+
+class HistoryItem(BaseModel):
+    challenge_id: str
+    state: ConfirmState
+    reason: str | None
+    login: str
+    business_id: str
+    scene: dict[str, str | None]
+    created_at: float
+    decided_at: float | None
+
+
+class History(BaseModel):
+    items: list[HistoryItem]
+
+
+StateFilter = Literal["pending", "scanned", "approved", "denied", "rejected", "expired"]

@@ -1,0 +1,63 @@
+"""Server-Sent Events for a waiting browser (SPEC "Pushing results").
+
+On connect the stream sends the current state read from the database, then every change.
+Event-bus messages are only hints to re-read: the database is the truth, and a periodic
+re-read covers nodes whose hints cannot reach us (several processes on one SQLite file).
+The stream closes on a terminal state or at the challenge's hard expiry.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+
+from fastapi import Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import StreamingResponse
+
+from qrgate.confirm import repository
+from qrgate.core.confirm import TERMINAL_STATES
+from qrgate.runtime import Runtime
+
+RECHECK_SECONDS = 2.0
+HEARTBEAT_SECONDS = 15.0
+
+
+def challenge_events(rt: Runtime, request: Request, challenge_id: str) -> StreamingResponse:
+    return StreamingResponse(
+        _stream(rt, request, challenge_id),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+def _read(rt: Runtime, challenge_id: str) -> repository.ChallengeRow:
+    with rt.engine.connect() as conn:
+        return repository.load(conn, challenge_id)
+
+
+async def _stream(rt: Runtime, request: Request, challenge_id: str) -> AsyncIterator[str]:
+    # Subscribe before the first read so no transition falls between the two.
+    async with rt.events.subscribe(challenge_id) as subscription:
+        last: tuple[str, int] | None = None
+        quiet_since = time.monotonic()
+        yield "retry: 2000\n\n"
+        while True:
+            row = await run_in_threadpool(_read, rt, challenge_id)
+            now = rt.clock()
+            state = row.effective_state(now)
+            current = (state.value, row.code_seq)
+            if current != last:
+                last = current
+                payload = {"challenge_id": row.id, "state": state.value, "reason": row.reason,
+                           "code_seq": row.code_seq, "decided_at": row.decided_at}
+                yield f"event: state\ndata: {json.dumps(payload)}\n\n"
+                quiet_since = time.monotonic()
+            if state in TERMINAL_STATES or await request.is_disconnected():
+                return
+            wait = max(0.05, min(RECHECK_SECONDS, row.expires_at - now))
+            hint = await subscription.next(wait)
+            if hint is None and time.monotonic() - quiet_since >= HEARTBEAT_SECONDS:
+                quiet_since = time.monotonic()
+                yield ": heartbeat\n\n"

@@ -1,0 +1,224 @@
+"""The relational model: organisations, applications, users, devices, challenges, audit.
+
+Times are stored as Unix seconds (double precision) so that every expiry check is a plain
+numeric comparison inside one SQL statement on SQLite and PostgreSQL alike, and so the pure
+core, which takes time as an argument, never converts timezones.
+
+Secrets never sit here in clear: API keys and one-time codes are stored as SHA-256 digests
+(they are high-entropy, so a fast hash is enough), passwords as scrypt hashes, and secrets
+we must read back (TOTP seeds) as AEAD ciphertext under the key-encryption key.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, cast
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON}
+
+
+class Organisation(Base):
+    __tablename__ = "organisations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class Application(Base):
+    """A relying party's application, named inside its organisation by a business id."""
+
+    __tablename__ = "applications"
+    __table_args__ = (UniqueConstraint("org_id", "business_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    business_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    origin: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    # Policy knobs (number matching, verifier routing, TTLs); see qrgate.core.policy.
+    policy: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("applications.id"))
+    # Public half of the key, used to look it up; the secret half is only hashed.
+    prefix: Mapped[str] = mapped_column(String(32), unique=True)
+    secret_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    label: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[float] = mapped_column(Float)
+    revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("org_id", "login"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    login: Mapped[str] = mapped_column(String(128))
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    password_hash: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    preferred_verifier: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    totp_secret_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    # Last accepted TOTP time step: a step is never accepted twice (compare-and-set).
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    frozen_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class Enrolment(Base):
+    """A one-time device enrolment: the QR carries ``id`` + a secret, the user confirms it."""
+
+    __tablename__ = "enrolments"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    app_id: Mapped[int] = mapped_column(ForeignKey("applications.id"))
+    secret_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    confirm_code_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float)
+    used_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    device_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+
+class Device(Base):
+    """A phone bound to a user: the identity is proven by its ES256 device key."""
+
+    __tablename__ = "devices"
+    __table_args__ = (Index("ix_devices_user", "user_id"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    client_app_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    # Uncompressed SEC1 P-256 point (65 bytes).
+    public_key: Mapped[bytes] = mapped_column(LargeBinary(65))
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    created_at: Mapped[float] = mapped_column(Float)
+    unbound_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class Challenge(Base):
+    """One verification (scheme C: a confirmation) and its state machine.
+
+    Every state change is a single ``UPDATE ... WHERE state = ... RETURNING`` so that two
+    nodes racing on one challenge cannot both win.
+    """
+
+    __tablename__ = "challenges"
+    __table_args__ = (
+        Index("ix_challenges_app_created", "app_id", "created_at"),
+        Index("ix_challenges_user_created", "user_id", "created_at"),
+        Index("ix_challenges_device_created", "device_id", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    scheme: Mapped[str] = mapped_column(String(16))
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    app_id: Mapped[int] = mapped_column(ForeignKey("applications.id"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    login: Mapped[str] = mapped_column(String(128))
+    business_id: Mapped[str] = mapped_column(String(64))
+    scene: Mapped[dict[str, Any]] = mapped_column(JSON)
+    search_text: Mapped[str] = mapped_column(Text, default="")
+    url: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    verifier: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(48), nullable=True)
+    number: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The verification code of the QR now on screen; rotation replaces it atomically.
+    code_nonce: Mapped[bytes] = mapped_column(LargeBinary(16))
+    code_seq: Mapped[int] = mapped_column(Integer, default=0)
+    code_expires_at: Mapped[float] = mapped_column(Float)
+    # SHA-256 of the secret only the starting browser holds.
+    browser_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    requester_ip: Mapped[str] = mapped_column(String(64), default="")
+    requester_ua: Mapped[str] = mapped_column(String(300), default="")
+    device_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float)
+    scanned_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    decided_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class AuditEntry(Base):
+    """Append-only, hash-chained: ``hash = H(prev_hash || canonical(entry))``."""
+
+    __tablename__ = "audit_log"
+    # Support searching one challenge's or one user's history, newest first.
+    __table_args__ = (
+        Index("ix_audit_log_challenge", "challenge_id", "seq"),
+        Index("ix_audit_log_user", "user_id", "seq"),
+    )
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    at: Mapped[float] = mapped_column(Float)
+    event: Mapped[str] = mapped_column(String(48))
+    reason: Mapped[str] = mapped_column(String(48))
+    scheme: Mapped[str] = mapped_column(String(16), default="")
+    org_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    app_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    device_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    challenge_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    prev_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class AuditHead(Base):
+    """One row holding the chain's tip; its row lock serialises appenders across nodes."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+# Typed handles for Core statements (``Model.__table__`` is typed as a plain FromClause).
+organisations = cast(Table, Organisation.__table__)
+applications = cast(Table, Application.__table__)
+api_keys = cast(Table, ApiKey.__table__)
+users = cast(Table, User.__table__)
+enrolments = cast(Table, Enrolment.__table__)
+devices = cast(Table, Device.__table__)
+challenges = cast(Table, Challenge.__table__)
+audit_log = cast(Table, AuditEntry.__table__)
+audit_head = cast(Table, AuditHead.__table__)

@@ -1,0 +1,91 @@
+"""Several qrgate nodes on one database behave as one server (SPEC "Single use across
+nodes"): a challenge started on one node finishes on another, and two approvals racing at
+the same instant from separate connections on separate nodes are approved once."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from qrgate.clients.phone import PhoneSimulator
+from qrgate.clients.relying_party import ApiError
+from support.stack import Stack
+
+
+def _race(actions: list[Any]) -> list[Any]:
+    barrier = threading.Barrier(len(actions))
+    results: list[Any] = [None] * len(actions)
+
+    def run(index: int) -> None:
+        barrier.wait()
+        try:
+            results[index] = actions[index]()
+        except ApiError as error:
+            results[index] = error
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(actions))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return results
+
+
+def test_started_on_one_node_finished_on_another(stack_factory: Any) -> None:
+    first: Stack = stack_factory()
+    second: Stack = stack_factory(join=first)
+    phone = first.enrolled_phone()
+    started, _ = first.start()
+    on_second = PhoneSimulator(second.base_url, private_key=phone.private_key,
+                               device_id=phone.device_id, server_keys=phone.server_keys,
+                               clock=second.clock)
+    try:
+        on_second.scan_text(started["code"])
+        assert on_second.decide(started["challenge_id"], approve=True)["state"] == "approved"
+    finally:
+        on_second.close()
+    assert first.rp.get_challenge(started["challenge_id"])["state"] == "approved"
+
+
+def test_two_approvals_at_the_same_instant_win_once(stack_factory: Any) -> None:
+    first: Stack = stack_factory()
+    second: Stack = stack_factory(join=first)
+    phone = first.enrolled_phone()
+    twin = PhoneSimulator(second.base_url, private_key=phone.private_key,
+                          device_id=phone.device_id, server_keys=phone.server_keys,
+                          clock=second.clock)
+    try:
+        for _ in range(5):
+            started, _ = first.start()
+            phone.scan_text(started["code"])
+            challenge_id = started["challenge_id"]
+            results = _race([
+                lambda cid=challenge_id: phone.decide(cid, approve=True),
+                lambda cid=challenge_id: twin.decide(cid, approve=True),
+            ])
+            wins = [r for r in results if isinstance(r, dict)]
+            losses = [r for r in results if isinstance(r, ApiError)]
+            assert len(wins) == 1 and wins[0]["state"] == "approved"
+            assert [e.code for e in losses] == ["already_decided"]
+    finally:
+        twin.close()
+
+
+def test_two_scans_at_the_same_instant_scan_once(stack_factory: Any) -> None:
+    first: Stack = stack_factory()
+    second: Stack = stack_factory(join=first)
+    phone = first.enrolled_phone()
+    twin = PhoneSimulator(second.base_url, private_key=phone.private_key,
+                          device_id=phone.device_id, server_keys=phone.server_keys,
+                          clock=second.clock)
+    try:
+        started, _ = first.start()
+        results = _race([lambda: phone.scan_text(started["code"]),
+                         lambda: twin.scan_text(started["code"])])
+        assert sum(isinstance(r, dict) for r in results) == 1
+        (loss,) = [r for r in results if isinstance(r, ApiError)]
+        assert loss.code == "scanned_twice"
+        # A code scanned twice kills the challenge, whoever was first.
+        assert first.rp.get_challenge(started["challenge_id"])["state"] == "rejected"
+    finally:
+        twin.close()
