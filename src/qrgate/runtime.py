@@ -11,14 +11,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from qrgate.config import Settings
 from qrgate.core.aead import SecretBox
 from qrgate.core.keyring import KeyRing
 from qrgate.events import EventBus, make_event_bus
 from qrgate.keystore import load_or_create
-from qrgate.storage.db import create_engine_for
+from qrgate.storage.db import READ_ONLY, create_engine_for
 from qrgate.storage.schema import upgrade
 
 
@@ -29,8 +29,16 @@ class Runtime:
     keyring: KeyRing
     box: SecretBox
     events: EventBus
+    # SQLite calls are local and sub-millisecond: running them on the event loop beats a
+    # hop to the thread pool (measured: 304 vs 236 flows/s in bench/confirm.py). Network
+    # databases run in the thread pool so one slow query cannot stall the loop.
+    inline_db: bool = False
     clock: Callable[[], float] = field(default=time.time)
     random: Callable[[int], bytes] = field(default=os.urandom)
+
+    def read(self) -> Connection:
+        """A connection for reads only: on SQLite it does not queue behind writers."""
+        return self.engine.connect().execution_options(**{READ_ONLY: True})
 
     def close(self) -> None:
         self.engine.dispose()
@@ -49,4 +57,5 @@ def build_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
         keyring=material.keyring,
         box=SecretBox(material.kek),
         events=make_event_bus(url),
+        inline_db=engine.dialect.name == "sqlite",
     )

@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from qrgate.accounts.tokens import digest, matches, new_api_key, split_api_key
@@ -123,6 +123,24 @@ def _app_query() -> Any:
     ).join(orgs, orgs.c.id == apps.c.org_id)
 
 
+# Per-request lookups, built once (building a statement costs more than running it).
+_APP_BY_ID = _app_query().where(apps.c.id == bindparam("b_id"))
+_APP_BY_KEY = (
+    _app_query()
+    .add_columns(api_keys.c.secret_hash, api_keys.c.revoked_at)
+    .join(api_keys, api_keys.c.app_id == apps.c.id)
+    .where(api_keys.c.prefix == bindparam("b_prefix"))
+)
+_USER_BY_LOGIN = select(users).where(users.c.org_id == bindparam("b_org"),
+                                     users.c.login == bindparam("b_login"))
+_USER_BY_ID = select(users).where(users.c.id == bindparam("b_id"))
+_DEVICE_BY_ID = select(devices).where(devices.c.id == bindparam("b_id"))
+_ACTIVE_DEVICES = (
+    select(func.count()).select_from(devices)
+    .where(devices.c.user_id == bindparam("b_user"), devices.c.status == "active")
+)
+
+
 def _app_record(row: Any) -> AppRecord:
     return AppRecord(
         id=row.id, org_id=row.org_id, org_slug=row.slug, org_name=row.org_name,
@@ -132,7 +150,7 @@ def _app_record(row: Any) -> AppRecord:
 
 
 def get_app(conn: Connection, app_id: int) -> AppRecord:
-    row = conn.execute(_app_query().where(apps.c.id == app_id)).first()
+    row = conn.execute(_APP_BY_ID, {"b_id": app_id}).first()
     if row is None:
         raise NotFound("no such application", code="app_not_found")
     return _app_record(row)
@@ -163,12 +181,7 @@ def revoke_api_key(conn: Connection, *, prefix: str, now: float) -> None:
 
 def authenticate_api_key(conn: Connection, key: str) -> AppRecord:
     prefix, secret = split_api_key(key)
-    row = conn.execute(
-        _app_query()
-        .add_columns(api_keys.c.secret_hash, api_keys.c.revoked_at)
-        .join(api_keys, api_keys.c.app_id == apps.c.id)
-        .where(api_keys.c.prefix == prefix)
-    ).first()
+    row = conn.execute(_APP_BY_KEY, {"b_prefix": prefix}).first()
     # Compare even when the prefix is unknown, so timing does not reveal which prefixes exist.
     stored = row.secret_hash if row is not None else bytes(32)
     if not matches(secret, stored) or row is None or row.revoked_at is not None:
@@ -211,16 +224,14 @@ def create_user(
 
 
 def find_user(conn: Connection, *, org_id: int, login: str) -> UserRecord:
-    row = conn.execute(
-        select(users).where(users.c.org_id == org_id, users.c.login == login)
-    ).first()
+    row = conn.execute(_USER_BY_LOGIN, {"b_org": org_id, "b_login": login}).first()
     if row is None:
         raise NotFound("no such user", code="user_not_found")
     return _user_record(row)
 
 
 def get_user(conn: Connection, user_id: int) -> UserRecord:
-    row = conn.execute(select(users).where(users.c.id == user_id)).first()
+    row = conn.execute(_USER_BY_ID, {"b_id": user_id}).first()
     if row is None:
         raise NotFound("no such user", code="user_not_found")
     return _user_record(row)
@@ -268,7 +279,7 @@ def _device_record(row: Any) -> DeviceRecord:
 
 
 def get_device(conn: Connection, device_id: str) -> DeviceRecord:
-    row = conn.execute(select(devices).where(devices.c.id == device_id)).first()
+    row = conn.execute(_DEVICE_BY_ID, {"b_id": device_id}).first()
     if row is None:
         raise Unauthenticated("unknown device", code="unknown_device")
     return _device_record(row)
@@ -282,10 +293,7 @@ def list_devices(conn: Connection, *, user_id: int) -> list[DeviceRecord]:
 
 
 def count_active_devices(conn: Connection, *, user_id: int) -> int:
-    return int(conn.execute(
-        select(func.count()).select_from(devices)
-        .where(devices.c.user_id == user_id, devices.c.status == "active")
-    ).scalar_one())
+    return int(conn.execute(_ACTIVE_DEVICES, {"b_user": user_id}).scalar_one())
 
 
 def unbind_device(conn: Connection, *, device_id: str, now: float) -> DeviceRecord:

@@ -179,7 +179,7 @@ def user_create(org_slug: str, login: str, display_name: str, password_stdin: bo
 @user.command("list")
 @click.option("--org", "org_slug", required=True)
 def user_list(org_slug: str) -> None:
-    with _runtime() as rt, rt.engine.connect() as conn:
+    with _runtime() as rt, rt.read() as conn:
         users = directory.list_users(conn, org_id=directory.org_id_by_slug(conn, org_slug))
         _echo([{"login": u.login, "display_name": u.display_name, "frozen": u.frozen,
                 "has_totp": u.has_totp, "preferred_verifier": u.preferred_verifier}
@@ -221,7 +221,7 @@ def device() -> None:
 @click.option("--org", "org_slug", required=True)
 @click.option("--login", required=True)
 def device_list(org_slug: str, login: str) -> None:
-    with _runtime() as rt, rt.engine.connect() as conn:
+    with _runtime() as rt, rt.read() as conn:
         found = directory.find_user(conn, org_id=directory.org_id_by_slug(conn, org_slug),
                                     login=login)
         _echo([{"device_id": d.id, "name": d.name, "status": d.status,

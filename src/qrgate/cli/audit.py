@@ -21,7 +21,7 @@ def verify() -> None:
     """Verify the chain; exits 1 if any entry was edited, removed or reordered."""
     rt = build_runtime(Settings.from_env())
     try:
-        with rt.engine.connect() as conn:
+        with rt.read() as conn:
             report = verify_audit(conn)
     finally:
         rt.close()
@@ -41,7 +41,7 @@ def show(challenge: str | None, event: str | None, limit: int) -> None:
     """Print entries as JSON lines, newest last."""
     rt = build_runtime(Settings.from_env())
     try:
-        with rt.engine.connect() as conn:
+        with rt.read() as conn:
             for entry in search_audit(conn, challenge_id=challenge, event=event, limit=limit):
                 click.echo(json.dumps(entry, default=_plain))
     finally:

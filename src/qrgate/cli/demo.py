@@ -135,7 +135,7 @@ def _confirm(data_dir: Path) -> None:
         browser.close()
 
     def audit() -> None:
-        with rt.engine.connect() as conn:
+        with rt.read() as conn:
             report = verify_audit(conn)
         _expect(report.ok, f"audit chain broken: {report.problem}")
         steps.say(f"{report.checked} audit entries, chain intact")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, insert, or_, select, update
+from sqlalchemy import Connection, bindparam, insert, or_, select, update
 
 from qrgate.core.confirm import ChallengeView, ConfirmState
 from qrgate.errors import NotFound
@@ -79,8 +79,77 @@ def _row(row: Any) -> ChallengeRow:
     return ChallengeRow(**values)
 
 
+# Hot-path statements are built once: constructing and cache-keying a SQLAlchemy statement
+# costs more than SQLite takes to run it. Bind names carry a ``b_`` prefix because names of
+# updated columns are reserved for the SET clause.
+_INSERT = insert(challenges)
+_LOAD = select(challenges).where(challenges.c.id == bindparam("b_id"))
+_OPEN = challenges.c.state.in_(OPEN_STATES)
+_MARK_SCANNED = (
+    update(challenges)
+    .where(challenges.c.id == bindparam("b_id"),
+           challenges.c.state == ConfirmState.PENDING.value,
+           challenges.c.code_nonce == bindparam("b_nonce"),
+           challenges.c.expires_at > bindparam("b_now"))
+    .values(state=ConfirmState.SCANNED.value, device_id=bindparam("b_device"),
+            scanned_at=bindparam("b_at"))
+    .returning(*challenges.c)
+)
+_DECIDE = (
+    update(challenges)
+    .where(challenges.c.id == bindparam("b_id"),
+           challenges.c.state == ConfirmState.SCANNED.value,
+           challenges.c.device_id == bindparam("b_device"),
+           challenges.c.expires_at > bindparam("b_now"))
+    .values(state=bindparam("b_state"), reason=bindparam("b_reason"),
+            decided_at=bindparam("b_at"))
+    .returning(*challenges.c)
+)
+_FINISH_PENDING = (
+    update(challenges)
+    .where(challenges.c.id == bindparam("b_id"),
+           challenges.c.state == ConfirmState.PENDING.value,
+           challenges.c.expires_at > bindparam("b_now"))
+    .values(state=bindparam("b_state"), reason=bindparam("b_reason"),
+            decided_at=bindparam("b_at"))
+    .returning(*challenges.c)
+)
+_KILL = (
+    update(challenges)
+    .where(challenges.c.id == bindparam("b_id"), _OPEN)
+    .values(state=ConfirmState.REJECTED.value, reason=bindparam("b_reason"),
+            decided_at=bindparam("b_at"))
+)
+_EXPIRE = (
+    update(challenges)
+    .where(challenges.c.id == bindparam("b_id"), _OPEN,
+           challenges.c.expires_at <= bindparam("b_now"))
+    .values(state=ConfirmState.EXPIRED.value, reason="expired", decided_at=bindparam("b_at"))
+)
+_ROTATE = (
+    update(challenges)
+    .where(challenges.c.id == bindparam("b_id"),
+           challenges.c.state == ConfirmState.PENDING.value,
+           challenges.c.expires_at > bindparam("b_now"))
+    .values(code_nonce=bindparam("b_nonce"), code_seq=challenges.c.code_seq + 1,
+            code_expires_at=bindparam("b_code_expires_at"))
+    .returning(*challenges.c)
+)
+_COUNT_FAILURE = (
+    update(challenges)
+    .where(challenges.c.id == bindparam("b_id"))
+    .values(attempts=challenges.c.attempts + 1)
+    .returning(challenges.c.attempts)
+)
+
+
+def _one(conn: Connection, statement: Any, params: dict[str, Any]) -> ChallengeRow | None:
+    row = conn.execute(statement, params).first()
+    return None if row is None else _row(row)
+
+
 def insert_challenge(conn: Connection, *, search_text: str, **values: Any) -> ChallengeRow:
-    conn.execute(insert(challenges).values(scheme="confirm", search_text=search_text, **values))
+    conn.execute(_INSERT, {"scheme": "confirm", "search_text": search_text, **values})
     return ChallengeRow(
         **{**values, "state": ConfirmState(values["state"]), "reason": None, "device_id": None,
            "scanned_at": None, "decided_at": None}
@@ -88,27 +157,17 @@ def insert_challenge(conn: Connection, *, search_text: str, **values: Any) -> Ch
 
 
 def load(conn: Connection, challenge_id: str) -> ChallengeRow:
-    row = conn.execute(select(challenges).where(challenges.c.id == challenge_id)).first()
+    row = _one(conn, _LOAD, {"b_id": challenge_id})
     if row is None:
         raise NotFound("no such challenge", code="challenge_not_found")
-    return _row(row)
+    return row
 
 
 def mark_scanned(
     conn: Connection, *, challenge_id: str, code_nonce: bytes, device_id: str, now: float
 ) -> ChallengeRow | None:
-    row = conn.execute(
-        update(challenges)
-        .where(
-            challenges.c.id == challenge_id,
-            challenges.c.state == ConfirmState.PENDING.value,
-            challenges.c.code_nonce == code_nonce,
-            challenges.c.expires_at > now,
-        )
-        .values(state=ConfirmState.SCANNED.value, device_id=device_id, scanned_at=now)
-        .returning(*challenges.c)
-    ).first()
-    return None if row is None else _row(row)
+    return _one(conn, _MARK_SCANNED, {"b_id": challenge_id, "b_nonce": code_nonce,
+                                      "b_now": now, "b_device": device_id, "b_at": now})
 
 
 def decide(
@@ -120,75 +179,38 @@ def decide(
     reason: str,
     now: float,
 ) -> ChallengeRow | None:
-    row = conn.execute(
-        update(challenges)
-        .where(
-            challenges.c.id == challenge_id,
-            challenges.c.state == ConfirmState.SCANNED.value,
-            challenges.c.device_id == device_id,
-            challenges.c.expires_at > now,
-        )
-        .values(state=state.value, reason=reason, decided_at=now)
-        .returning(*challenges.c)
-    ).first()
-    return None if row is None else _row(row)
+    return _one(conn, _DECIDE, {"b_id": challenge_id, "b_device": device_id, "b_now": now,
+                                "b_state": state.value, "b_reason": reason, "b_at": now})
 
 
 def finish_pending(
     conn: Connection, *, challenge_id: str, state: ConfirmState, reason: str, now: float
 ) -> ChallengeRow | None:
-    """Decide a challenge that no device scans (the TOTP verifier, cancellation)."""
-    row = conn.execute(
-        update(challenges)
-        .where(challenges.c.id == challenge_id, challenges.c.state == ConfirmState.PENDING.value,
-               challenges.c.expires_at > now)
-        .values(state=state.value, reason=reason, decided_at=now)
-        .returning(*challenges.c)
-    ).first()
-    return None if row is None else _row(row)
+    """Decide a challenge that no device scans (the TOTP verifier)."""
+    return _one(conn, _FINISH_PENDING, {"b_id": challenge_id, "b_now": now,
+                                        "b_state": state.value, "b_reason": reason, "b_at": now})
 
 
 def kill(conn: Connection, *, challenge_id: str, reason: str, now: float) -> bool:
     """Reject an open challenge (a replayed scan, a wrong number, too many failures)."""
-    result = conn.execute(
-        update(challenges)
-        .where(challenges.c.id == challenge_id, challenges.c.state.in_(OPEN_STATES))
-        .values(state=ConfirmState.REJECTED.value, reason=reason, decided_at=now)
-    )
+    result = conn.execute(_KILL, {"b_id": challenge_id, "b_reason": reason, "b_at": now})
     return result.rowcount == 1
 
 
 def expire(conn: Connection, *, challenge_id: str, now: float) -> bool:
-    result = conn.execute(
-        update(challenges)
-        .where(challenges.c.id == challenge_id, challenges.c.state.in_(OPEN_STATES),
-               challenges.c.expires_at <= now)
-        .values(state=ConfirmState.EXPIRED.value, reason="expired", decided_at=now)
-    )
+    result = conn.execute(_EXPIRE, {"b_id": challenge_id, "b_now": now, "b_at": now})
     return result.rowcount == 1
 
 
 def rotate(
     conn: Connection, *, challenge_id: str, code_nonce: bytes, code_expires_at: float, now: float
 ) -> ChallengeRow | None:
-    row = conn.execute(
-        update(challenges)
-        .where(challenges.c.id == challenge_id, challenges.c.state == ConfirmState.PENDING.value,
-               challenges.c.expires_at > now)
-        .values(code_nonce=code_nonce, code_seq=challenges.c.code_seq + 1,
-                code_expires_at=code_expires_at)
-        .returning(*challenges.c)
-    ).first()
-    return None if row is None else _row(row)
+    return _one(conn, _ROTATE, {"b_id": challenge_id, "b_now": now, "b_nonce": code_nonce,
+                                "b_code_expires_at": code_expires_at})
 
 
 def count_failure(conn: Connection, *, challenge_id: str) -> int:
-    row = conn.execute(
-        update(challenges)
-        .where(challenges.c.id == challenge_id)
-        .values(attempts=challenges.c.attempts + 1)
-        .returning(challenges.c.attempts)
-    ).first()
+    row = conn.execute(_COUNT_FAILURE, {"b_id": challenge_id}).first()
     return 0 if row is None else int(row.attempts)
 
 

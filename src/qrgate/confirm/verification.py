@@ -67,8 +67,15 @@ def scan(rt: Runtime, *, code_text: str, device: directory.DeviceRecord) -> Scan
     subject = AuditSubject(event="confirm.scan", scheme="confirm", user_id=device.user_id,
                            device_id=device.id)
 
-    def work(conn: Connection) -> tuple[ScanContext, str]:
+    # Signature and expiry first, outside the transaction: a forged code never takes a lock.
+    try:
         code = read_code(code_text, keys=rt.keyring, now=now)
+    except QrgateError as error:
+        with rt.engine.begin() as conn:
+            subject.record(conn, now=now, reason=error.code)
+        raise
+
+    def work(conn: Connection) -> tuple[ScanContext, str]:
         challenge_id = code.challenge_id.hex()
         row = repository.load(conn, challenge_id)
         subject.challenge_id, subject.org_id, subject.app_id = row.id, row.org_id, row.app_id
@@ -194,7 +201,7 @@ def load_for_browser(conn: Connection, *, challenge_id: str, browser_token: str)
 
 
 def load_for_app(rt: Runtime, *, app: directory.AppRecord, challenge_id: str) -> ChallengeRow:
-    with rt.engine.connect() as conn:
+    with rt.read() as conn:
         return _owned(conn, app=app, challenge_id=challenge_id)
 
 

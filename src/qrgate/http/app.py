@@ -14,6 +14,7 @@ from qrgate.http import problems, routes_confirm, routes_devices, routes_users
 from qrgate.http.context import runtime_of
 from qrgate.http.limits import BodyLimitMiddleware
 from qrgate.runtime import Runtime, build_runtime
+from qrgate.web import pages
 
 
 def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI:
@@ -57,4 +58,6 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.include_router(routes_confirm.router)
     app.include_router(routes_devices.router)
     app.include_router(routes_users.router)
+    app.include_router(pages.router)
+    pages.mount_static(app)
     return app

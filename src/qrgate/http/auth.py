@@ -46,7 +46,7 @@ def api_key_from(headers: Mapping[str, str]) -> str:
 
 def authenticate_app(rt: Runtime, headers: Mapping[str, str]) -> directory.AppRecord:
     key = api_key_from(headers)
-    with rt.engine.connect() as conn:
+    with rt.read() as conn:
         return directory.authenticate_api_key(conn, key)
 
 
@@ -77,7 +77,7 @@ def verify_with_key(rt: Runtime, request: SignedRequest, *, public_key: bytes) -
 
 def authenticate_device(rt: Runtime, request: SignedRequest) -> directory.DeviceRecord:
     device_id, _, _ = signature_parts(request)
-    with rt.engine.connect() as conn:
+    with rt.read() as conn:
         device = directory.get_device(conn, device_id)
     verify_with_key(rt, request, public_key=device.public_key)
     if device.status == "unbound":

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import cast
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar, cast
 
 from fastapi import Request
+from starlette.concurrency import run_in_threadpool
 
 from qrgate.http.auth import SignedRequest
 from qrgate.runtime import Runtime
@@ -21,3 +23,15 @@ async def signed_request(request: Request) -> SignedRequest:
         headers=request.headers,
         body=await request.body(),
     )
+
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+async def offload(rt: Runtime, func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """Run a request's blocking work (database, crypto): inline for SQLite, else in the
+    thread pool (see ``Runtime.inline_db``)."""
+    if rt.inline_db:
+        return func(*args, **kwargs)
+    return await run_in_threadpool(func, *args, **kwargs)

@@ -1,5 +1,8 @@
 """A body-size limit enforced before any handler parses the body (pure ASGI middleware, so
-a client that lies about Content-Length or streams without one is cut off all the same)."""
+a client that lies about Content-Length or streams without one is cut off all the same).
+
+Our own rather than FastAPI's ``max_body_size``: Starlette's limiter answers a too-long
+Content-Length with a plain-text 413, and every qrgate error is an RFC 9457 document."""
 
 from __future__ import annotations
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
-from starlette.concurrency import run_in_threadpool
 
 from qrgate.accounts import directory
 from qrgate.confirm import operations, qr_server, verification
@@ -23,7 +22,7 @@ from qrgate.http.auth import (
     authenticate_device,
     browser_token_from,
 )
-from qrgate.http.context import runtime_of, signed_request
+from qrgate.http.context import offload, runtime_of, signed_request
 from qrgate.http.sse import challenge_events
 from qrgate.runtime import Runtime
 
@@ -70,7 +69,7 @@ async def start_challenge(request: Request, body: schemas.StartConfirm) -> schem
             browser_token=started.browser_token, links=_links(rt, row.id),
         )
 
-    return await run_in_threadpool(run)
+    return await offload(rt, run)
 
 
 @router.get("/challenges", response_model=schemas.History,
@@ -86,12 +85,12 @@ async def list_challenges(
 
     def run() -> schemas.History:
         app = authenticate_app(rt, request.headers)
-        with rt.engine.connect() as conn:
+        with rt.read() as conn:
             rows = history(conn, app_id=app.id, login=login, query=q,
                            state=ConfirmState(state) if state else None, limit=limit)
         return schemas.History(items=[history_item(row, now=rt.clock()) for row in rows])
 
-    return await run_in_threadpool(run)
+    return await offload(rt, run)
 
 
 def history_item(row: ChallengeRow, *, now: float) -> schemas.HistoryItem:
@@ -111,7 +110,7 @@ async def get_challenge(request: Request, challenge_id: str) -> schemas.Challeng
         row = _load_for_caller(rt, request, challenge_id)
         return challenge_out(row, now=rt.clock(), with_number=True)
 
-    return await run_in_threadpool(run)
+    return await offload(rt, run)
 
 
 def _load_for_caller(
@@ -120,7 +119,7 @@ def _load_for_caller(
     """The starting browser (token) or the relying party (API key) may read a challenge."""
     token = browser_token_from(request.headers, request.cookies)
     if token is not None:
-        with rt.engine.connect() as conn:
+        with rt.read() as conn:
             return verification.load_for_browser(
                 conn, challenge_id=challenge_id, browser_token=token)
     if "authorization" in request.headers:
@@ -138,11 +137,11 @@ async def browser_session(request: Request, challenge_id: str) -> Response:
         raise Unauthenticated("send the browser token header", code="missing_credentials")
 
     def run() -> ChallengeRow:
-        with rt.engine.connect() as conn:
+        with rt.read() as conn:
             return verification.load_for_browser(conn, challenge_id=challenge_id,
                                                  browser_token=token)
 
-    row = await run_in_threadpool(run)
+    row = await offload(rt, run)
     response = Response(status_code=204)
     response.set_cookie(
         BROWSER_COOKIE, token, max_age=int(row.expires_at - row.created_at) + 60,
@@ -164,7 +163,7 @@ async def rotate(request: Request, challenge_id: str) -> schemas.RotatedCode:
         row, code = verification.rotate_code(rt, challenge_id=challenge_id, browser_token=token)
         return schemas.RotatedCode(code=code, code_expires_at=row.code_expires_at)
 
-    return await run_in_threadpool(run)
+    return await offload(rt, run)
 
 
 @router.get("/challenges/{challenge_id}/qr.{image_format}",
@@ -185,14 +184,14 @@ async def qr_image(request: Request, challenge_id: str, image_format: str) -> Re
         data, media_type = qr_server.render(qr_server.code_for(rt, row), image_format=image_format)
         return Response(data, media_type=media_type, headers={"Cache-Control": "no-store"})
 
-    return await run_in_threadpool(run)
+    return await offload(rt, run)
 
 
 @router.get("/challenges/{challenge_id}/events", summary="609: results pushed (SSE)",
             response_class=Response, responses={200: {"content": {"text/event-stream": {}}}})
 async def events(request: Request, challenge_id: str) -> Response:
     rt = runtime_of(request)
-    await run_in_threadpool(_load_for_caller, rt, request, challenge_id)
+    await offload(rt, _load_for_caller, rt, request, challenge_id)
     return challenge_events(rt, request, challenge_id)
 
 
@@ -205,7 +204,7 @@ async def cancel(request: Request, challenge_id: str) -> schemas.ChallengeOut:
         row = verification.cancel(rt, app=app, challenge_id=challenge_id)
         return challenge_out(row, now=rt.clock(), with_number=False)
 
-    return await run_in_threadpool(run)
+    return await offload(rt, run)
 
 
 @router.post("/challenges/{challenge_id}/otp", response_model=schemas.ChallengeOut,
@@ -218,7 +217,7 @@ async def otp(request: Request, challenge_id: str, body: schemas.OtpIn) -> schem
         row = verification.check_otp(rt, app=app, challenge_id=challenge_id, otp=body.otp)
         return challenge_out(row, now=rt.clock(), with_number=False)
 
-    return await run_in_threadpool(run)
+    return await offload(rt, run)
 
 
 # --- the phone ----------------------------------------------------------------------------
@@ -244,7 +243,7 @@ async def scan(request: Request, body: schemas.ScanIn) -> schemas.ScanOut:
             number_matching=row.number is not None, expires_at=row.expires_at,
         )
 
-    return await run_in_threadpool(run)
+    return await offload(rt, run)
 
 
 @router.post("/challenges/{challenge_id}/decision", response_model=schemas.ChallengeOut,
@@ -261,4 +260,4 @@ async def decision(
                                   decision=body.decision, number=body.number)
         return challenge_out(row, now=rt.clock(), with_number=False)
 
-    return await run_in_threadpool(run)
+    return await offload(rt, run)

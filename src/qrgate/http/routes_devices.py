@@ -7,7 +7,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from sqlalchemy import Connection
-from starlette.concurrency import run_in_threadpool
 
 from qrgate.accounts import enrolment
 from qrgate.accounts.directory import DeviceRecord, unbind_device
@@ -18,7 +17,7 @@ from qrgate.decisions import AuditSubject, run_decision
 from qrgate.errors import BadCredentials, Malformed, QrgateError
 from qrgate.http import schemas
 from qrgate.http.auth import authenticate_device, verify_with_key
-from qrgate.http.context import runtime_of, signed_request
+from qrgate.http.context import offload, runtime_of, signed_request
 from qrgate.http.routes_confirm import history_item
 
 router = APIRouter(prefix="/v1/devices", tags=["devices"])
@@ -67,14 +66,14 @@ async def enrol(request: Request, body: schemas.DeviceEnrolIn) -> schemas.Device
         return schemas.DeviceEnrolled(**device_out(done.device).model_dump(),
                                       login=done.user.login, keys=rt.keyring.verifier.to_jwks())
 
-    return await run_in_threadpool(run)
+    return await offload(rt, run)
 
 
 @router.get("/me", response_model=schemas.DeviceOut)
 async def me(request: Request) -> schemas.DeviceOut:
     rt = runtime_of(request)
     signed = await signed_request(request)
-    return device_out(await run_in_threadpool(authenticate_device, rt, signed))
+    return device_out(await offload(rt, authenticate_device, rt, signed))
 
 
 @router.delete("/me", response_model=schemas.DeviceOut, summary="Unbind this phone")
@@ -91,7 +90,7 @@ async def unbind_me(request: Request) -> schemas.DeviceOut:
             unbind_device(conn, device_id=device.id, now=now), "unbound_by_device"))
         return device_out(unbound)
 
-    return await run_in_threadpool(run)
+    return await offload(rt, run)
 
 
 @router.get("/me/history", response_model=schemas.History,
@@ -106,8 +105,8 @@ async def my_history(
 
     def run() -> schemas.History:
         device = authenticate_device(rt, signed)
-        with rt.engine.connect() as conn:
+        with rt.read() as conn:
             rows = history(conn, device_id=device.id, query=q, limit=limit)
         return schemas.History(items=[history_item(row, now=rt.clock()) for row in rows])
 
-    return await run_in_threadpool(run)
+    return await offload(rt, run)

@@ -8,7 +8,6 @@ from typing import Annotated
 import pyotp
 from fastapi import APIRouter, Path, Request
 from sqlalchemy import Connection
-from starlette.concurrency import run_in_threadpool
 
 from qrgate.accounts import directory, enrolment
 from qrgate.confirm.verifiers import set_totp_secret, totp_uri
@@ -16,7 +15,7 @@ from qrgate.decisions import AuditSubject, run_decision
 from qrgate.errors import NotFound
 from qrgate.http import schemas
 from qrgate.http.auth import authenticate_app
-from qrgate.http.context import runtime_of
+from qrgate.http.context import offload, runtime_of
 from qrgate.http.routes_devices import device_out
 from qrgate.qrimage import render_svg
 
@@ -49,7 +48,7 @@ async def create_user(request: Request, body: schemas.UserIn) -> schemas.UserOut
 
         return user_out(run_decision(rt, subject=subject, now=now, work=work))
 
-    return await run_in_threadpool(run)
+    return await offload(rt, run)
 
 
 @router.get("/{login}", response_model=schemas.UserOut)
@@ -58,10 +57,10 @@ async def get_user(request: Request, login: Login) -> schemas.UserOut:
 
     def run() -> schemas.UserOut:
         app = authenticate_app(rt, request.headers)
-        with rt.engine.connect() as conn:
+        with rt.read() as conn:
             return user_out(directory.find_user(conn, org_id=app.org_id, login=login))
 
-    return await run_in_threadpool(run)
+    return await offload(rt, run)
 
 
 @router.put("/{login}/preferences", response_model=schemas.UserOut)
@@ -77,7 +76,7 @@ async def set_preferences(
             directory.set_preferred_verifier(conn, user_id=user.id, kind=body.preferred_verifier)
             return user_out(directory.get_user(conn, user.id))
 
-    return await run_in_threadpool(run)
+    return await offload(rt, run)
 
 
 @router.post("/{login}/enrolments", status_code=201, response_model=schemas.EnrolmentOut,
@@ -108,7 +107,7 @@ async def start_enrolment(request: Request, login: Login) -> schemas.EnrolmentOu
             qr_svg=render_svg(started.code, ecc="M"),
         )
 
-    return await run_in_threadpool(run)
+    return await offload(rt, run)
 
 
 @router.post("/{login}/totp", status_code=201, response_model=schemas.TotpOut,
@@ -132,7 +131,7 @@ async def setup_totp(request: Request, login: Login) -> schemas.TotpOut:
         uri = totp_uri(secret=secret, login=user.login, issuer=app.org_name)
         return schemas.TotpOut(uri=uri, qr_svg=render_svg(uri, ecc="M"))
 
-    return await run_in_threadpool(run)
+    return await offload(rt, run)
 
 
 @router.get("/{login}/devices", response_model=list[schemas.DeviceOut])
@@ -141,11 +140,11 @@ async def list_devices(request: Request, login: Login) -> list[schemas.DeviceOut
 
     def run() -> list[schemas.DeviceOut]:
         app = authenticate_app(rt, request.headers)
-        with rt.engine.connect() as conn:
+        with rt.read() as conn:
             user = directory.find_user(conn, org_id=app.org_id, login=login)
             return [device_out(d) for d in directory.list_devices(conn, user_id=user.id)]
 
-    return await run_in_threadpool(run)
+    return await offload(rt, run)
 
 
 @router.delete("/{login}/devices/{device_id}", response_model=schemas.DeviceOut,
@@ -169,5 +168,5 @@ async def unbind(request: Request, login: Login, device_id: str) -> schemas.Devi
 
         return device_out(run_decision(rt, subject=subject, now=now, work=work))
 
-    return await run_in_threadpool(run)
+    return await offload(rt, run)
 

@@ -13,11 +13,11 @@ import time
 from collections.abc import AsyncIterator
 
 from fastapi import Request
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import StreamingResponse
 
 from qrgate.confirm import repository
 from qrgate.core.confirm import TERMINAL_STATES
+from qrgate.http.context import offload
 from qrgate.runtime import Runtime
 
 RECHECK_SECONDS = 2.0
@@ -33,7 +33,7 @@ def challenge_events(rt: Runtime, request: Request, challenge_id: str) -> Stream
 
 
 def _read(rt: Runtime, challenge_id: str) -> repository.ChallengeRow:
-    with rt.engine.connect() as conn:
+    with rt.read() as conn:
         return repository.load(conn, challenge_id)
 
 
@@ -44,7 +44,7 @@ async def _stream(rt: Runtime, request: Request, challenge_id: str) -> AsyncIter
         quiet_since = time.monotonic()
         yield "retry: 2000\n\n"
         while True:
-            row = await run_in_threadpool(_read, rt, challenge_id)
+            row = await offload(rt, _read, rt, challenge_id)
             now = rt.clock()
             state = row.effective_state(now)
             current = (state.value, row.code_seq)

@@ -36,6 +36,7 @@ _WAL_RETRY_PAUSE = 0.01
 _WAL_RETRIES = int(SQLITE_BUSY_TIMEOUT_MS / 1000 / _WAL_RETRY_PAUSE)
 
 _AFTER_COMMIT = "qrgate.after_commit"
+_WRITER_LOCK = "qrgate.sqlite_writer_lock"
 _SAVEPOINT_MARKS = "qrgate.after_commit.savepoints"
 _HOOKS_FLAG = "_qrgate_after_commit_hooks"
 _hooks_lock = threading.Lock()
@@ -83,12 +84,36 @@ def _sqlite_engine(url: str) -> Engine:
         connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
     )
     event.listen(engine, "connect", _sqlite_on_connect)
-    event.listen(engine, "begin", _sqlite_on_begin)
+    # One writer at a time per process, queued on a Python lock before BEGIN IMMEDIATE:
+    # SQLite's own busy handler waits by sleeping (in steps of up to 100 ms), which under
+    # load turns sub-millisecond transactions into tail latencies of hundreds of ms.
+    # Other processes on the same file still meet busy_timeout.
+    writer = threading.Lock()
+
+    def on_begin(conn: Connection) -> None:
+        if conn.get_execution_options().get(READ_ONLY):
+            conn.exec_driver_sql("BEGIN")
+            return
+        writer.acquire()
+        conn.info[_WRITER_LOCK] = writer
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            _release_writer(conn.info)
+            raise
+
+    event.listen(engine, "begin", on_begin)
     return engine
 
 
+def _release_writer(info: dict[str, Any]) -> None:
+    lock = info.pop(_WRITER_LOCK, None)
+    if lock is not None:
+        lock.release()
+
+
 def _sqlite_on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
-    # Stop the sqlite3 module from issuing its own (deferred) BEGIN; see _sqlite_on_begin.
+    # Stop the sqlite3 module from issuing its own (deferred) BEGIN; we begin in on_begin.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     try:
@@ -119,13 +144,6 @@ def _ensure_wal(cursor: Any) -> None:
             # e.g. a file system without shared memory: still correct, only less concurrent.
             _log.warning("SQLite database is in %s journal mode, not WAL", mode)
         return
-
-
-def _sqlite_on_begin(conn: Connection) -> None:
-    if conn.get_execution_options().get(READ_ONLY):
-        conn.exec_driver_sql("BEGIN")
-    else:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 # --- after-commit callbacks ---------------------------------------------------------------
@@ -159,8 +177,11 @@ def install_after_commit_hooks(engine: Engine) -> None:
         # The DBAPI connection handed to the dialect is the pool's proxy, whose ``info``
         # is the very dict ``Connection.info`` returns: pending callbacks live there.
         def do_commit(dbapi_connection: Any) -> None:
-            original_commit(dbapi_connection)
             info = _info_of(dbapi_connection)
+            try:
+                original_commit(dbapi_connection)
+            finally:
+                _release_writer(info)
             info.pop(_SAVEPOINT_MARKS, None)
             for callback in info.pop(_AFTER_COMMIT, ()):
                 _run_quietly(callback)
@@ -169,7 +190,10 @@ def install_after_commit_hooks(engine: Engine) -> None:
             info = _info_of(dbapi_connection)
             info.pop(_AFTER_COMMIT, None)
             info.pop(_SAVEPOINT_MARKS, None)
-            original_rollback(dbapi_connection)
+            try:
+                original_rollback(dbapi_connection)
+            finally:
+                _release_writer(info)
 
         # Instance-level wrap of this engine's own dialect: the only place that runs after
         # the real commit; no other engine is affected.

@@ -1,0 +1,245 @@
+"""Scheme C throughput: N concurrent simulated users through the whole flow.
+
+Each flow: the relying party starts a confirmation (API key), the user's phone scans the code
+(signed device request), approves it (signed), and the browser reads the result. Prints
+flows/s and p50/p99 latency per step.
+
+    .venv/bin/python bench/confirm.py                  # spawns a throwaway server (SQLite)
+    .venv/bin/python bench/confirm.py --users 32 --seconds 20 --workers 2
+    .venv/bin/python bench/confirm.py --url http://127.0.0.1:8000 --api-key qgk_...
+
+With ``--url`` the server must be running and the API key's application must exist; the
+bench creates its own users (``bench-<run>-<n>``) and binds a phone to each first.
+``--png`` makes every phone fetch the QR image and decode it with zxing-cpp, as a camera
+would (off by default: the start response carries the code text, as for a page that renders
+its own QR).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import aiohttp
+import httpx
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from qrgate.core.device_auth import (
+    DEVICE_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    public_key_bytes,
+    sign_request,
+)
+from qrgate.qrimage import decode_image
+
+STEPS = ("start", "scan", "approve", "result")
+
+
+class Phone:
+    def __init__(self, login: str) -> None:
+        self.login = login
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        self.device_id = "new"
+
+    def signed(self, method: str, path: str, body: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
+        raw = json.dumps(body, separators=(",", ":")).encode()
+        now = int(time.time())
+        signature = sign_request(private_key=self.key, method=method, path=path, timestamp=now,
+                                 device_id=self.device_id, body=raw)
+        return raw, {DEVICE_HEADER: self.device_id, TIMESTAMP_HEADER: str(now),
+                     SIGNATURE_HEADER: signature, "content-type": "application/json"}
+
+
+class Http:
+    """The load generator's client: aiohttp, because httpx's async pool spent ~2 ms of CPU
+    per request at 32 connections here, making the bench measure itself."""
+
+    def __init__(self, base_url: str, session: aiohttp.ClientSession) -> None:
+        self.base_url = base_url
+        self.session = session
+
+    async def call(self, method: str, path: str, *, headers: dict[str, str] | None = None,
+                   json_body: Any = None, content: bytes | None = None,
+                   raw: bool = False) -> Any:
+        data = content if json_body is None else json.dumps(json_body).encode()
+        all_headers = dict(headers or {})
+        if json_body is not None:
+            all_headers["content-type"] = "application/json"
+        async with self.session.request(method, self.base_url + path, data=data,
+                                        headers=all_headers) as response:
+            body = await response.read()
+            if response.status >= 400:
+                raise RuntimeError(f"{method} {path}: {response.status} {body[:200]!r}")
+            if raw:
+                return body
+            return json.loads(body) if body else None
+
+
+async def enrol(http: Http, api: dict[str, str], login: str) -> Phone:
+    password = secrets.token_urlsafe(12)
+    await http.call("POST", "/v1/users", json_body={"login": login, "password": password},
+                    headers=api)
+    enrolment = await http.call("POST", f"/v1/users/{login}/enrolments", headers=api)
+    phone = Phone(login)
+    public = base64.urlsafe_b64encode(public_key_bytes(phone.key.public_key())).rstrip(b"=")
+    raw, headers = phone.signed("POST", "/v1/devices", {
+        "code": enrolment["code"], "public_key": public.decode(), "password": password})
+    device = await http.call("POST", "/v1/devices", content=raw, headers=headers)
+    phone.device_id = device["device_id"]
+    return phone
+
+
+async def flow(http: Http, api: dict[str, str], phone: Phone, png: bool,
+               timings: dict[str, list[float]]) -> None:
+    t0 = time.perf_counter()
+    started = await http.call("POST", "/v1/confirm/challenges", headers=api, json_body={
+        "login": phone.login,
+        "scene": {"operation": "transfer", "amount": "25.00", "currency": "EUR",
+                  "source": "bench", "content": "benchmark transfer"},
+        "requester": {"ip": "198.51.100.7", "user_agent": "bench"},
+    })
+    t1 = time.perf_counter()
+    browser = {"Qrgate-Browser-Token": started["browser_token"]}
+    challenge = f"/v1/confirm/challenges/{started['challenge_id']}"
+    code = started["code"]
+    if png:
+        image = await http.call("GET", f"{challenge}/qr.png", headers=browser, raw=True)
+        code = decode_image(image)[0].text
+    raw, headers = phone.signed("POST", "/v1/confirm/scan", {"code": code})
+    await http.call("POST", "/v1/confirm/scan", content=raw, headers=headers)
+    t2 = time.perf_counter()
+    body = {"decision": "approve"}
+    if started["number"] is not None:
+        body["number"] = started["number"]
+    raw, headers = phone.signed("POST", f"{challenge}/decision", body)
+    await http.call("POST", f"{challenge}/decision", content=raw, headers=headers)
+    t3 = time.perf_counter()
+    result = await http.call("GET", challenge, headers=browser)
+    t4 = time.perf_counter()
+    if result["state"] != "approved":
+        raise RuntimeError(f"flow ended {result['state']}")
+    for step, seconds in zip(STEPS, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
+        timings[step].append(seconds)
+    timings["flow"].append(t4 - t0)
+
+
+async def run(url: str, api_key: str, users: int, seconds: float, warmup: float,
+              png: bool) -> None:
+    api = {"Authorization": f"Bearer {api_key}"}
+    connector = aiohttp.TCPConnector(limit=users * 2)
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        http = Http(url, session)
+        run_id = secrets.token_hex(3)
+        phones = await asyncio.gather(*(enrol(http, api, f"bench-{run_id}-{n}")
+                                        for n in range(users)))
+        timings: dict[str, list[float]] = defaultdict(list)
+        errors: list[str] = []
+        measuring = False
+        stop_at = time.monotonic() + warmup + seconds
+
+        async def user(phone: Phone) -> None:
+            while time.monotonic() < stop_at:
+                sink = timings if measuring else defaultdict(list)
+                try:
+                    await flow(http, api, phone, png, sink)
+                except Exception as error:
+                    errors.append(str(error))
+
+        tasks = [asyncio.create_task(user(p)) for p in phones]
+        await asyncio.sleep(warmup)
+        measuring = True
+        measured_from = time.monotonic()
+        await asyncio.gather(*tasks)
+        elapsed = time.monotonic() - measured_from
+    report(timings, errors, elapsed, users)
+
+
+def report(timings: dict[str, list[float]], errors: list[str], elapsed: float,
+           users: int) -> None:
+    flows = len(timings["flow"])
+    print(f"users {users}, measured {elapsed:.1f} s, {flows} complete flows, "
+          f"{len(errors)} errors")
+    print(f"throughput: {flows / elapsed:.0f} flows/s ({flows * 4 / elapsed:.0f} requests/s)")
+    print(f"{'step':<8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+    for step in (*STEPS, "flow"):
+        values = sorted(timings[step])
+        if not values:
+            continue
+        p50 = statistics.median(values) * 1000
+        p99 = values[min(len(values) - 1, int(len(values) * 0.99))] * 1000
+        print(f"{step:<8} {p50:8.1f} {p99:8.1f} {values[-1] * 1000:8.1f}")
+    for message in sorted(set(errors))[:5]:
+        print(f"error: {message}")
+
+
+@contextmanager
+def spawned_server(workers: int) -> Iterator[tuple[str, str]]:
+    """A throwaway server on SQLite in a temporary data directory, provisioned by the CLI."""
+    with tempfile.TemporaryDirectory(prefix="qrgate-bench-") as data_dir:
+        port = 18_000 + secrets.randbelow(2000)
+        env = {**os.environ, "QRGATE_DATA_DIR": data_dir, "QRGATE_PORT": str(port),
+               "QRGATE_LOG_LEVEL": "warning"}
+        qrgate = [sys.executable, "-m", "qrgate.cli"]
+        for args in (["org", "create", "bench", "--name", "Bench"],
+                     ["app", "create", "--org", "bench", "--business-id", "web",
+                      "--name", "Bench", "--policy", '{"number_matching": "always"}']):
+            subprocess.run([*qrgate, "admin", *args], env=env, check=True, capture_output=True)
+        api_key = subprocess.run(
+            [*qrgate, "admin", "apikey", "create", "--org", "bench", "--business-id", "web"],
+            env=env, check=True, capture_output=True, text=True).stdout.strip()
+        server = subprocess.Popen([*qrgate, "serve", "--workers", str(workers)], env=env)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if httpx.get(f"{url}/healthz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError("server did not start")
+                time.sleep(0.1)
+            yield url, api_key
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--url", help="a running server; without it one is spawned")
+    parser.add_argument("--api-key", default=os.environ.get("QRGATE_BENCH_API_KEY"))
+    parser.add_argument("--users", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--warmup", type=float, default=3)
+    parser.add_argument("--workers", type=int, default=1, help="server workers when spawned")
+    parser.add_argument("--png", action="store_true", help="phones decode the QR PNG")
+    args = parser.parse_args()
+    if args.url:
+        if not args.api_key:
+            parser.error("--api-key (or QRGATE_BENCH_API_KEY) is needed with --url")
+        asyncio.run(run(args.url, args.api_key, args.users, args.seconds, args.warmup, args.png))
+        return
+    with spawned_server(args.workers) as (url, api_key):
+        print(f"spawned server {url} with {args.workers} worker(s) on SQLite")
+        asyncio.run(run(url, api_key, args.users, args.seconds, args.warmup, args.png))
+
+
+if __name__ == "__main__":
+    main()

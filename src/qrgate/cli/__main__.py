@@ -1,0 +1,3 @@
+from qrgate.cli.main import main
+
+main()

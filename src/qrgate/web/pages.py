@@ -1,0 +1,127 @@
+"""Pages that qrgate hosts for people: the waiting page of scheme C (``/confirm/{id}``).
+
+The page is a static shell; its script (``static/confirm.js``) does the work in the
+browser. It learns the browser-binding secret from the URL fragment, which never reaches a
+server or a log, trades it for an HttpOnly cookie and from then on uses only the cookie.
+
+A QR login page is what a QRLJacking or clickjacking attacker wants to frame, copy or
+script, so every page goes out with a strict policy: no inline script or style, nothing
+from another origin, no framing, no referrer, no caching.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+from pathlib import Path
+from typing import Final
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import HTMLResponse
+from starlette.responses import Response
+from starlette.staticfiles import PathLike, StaticFiles
+from starlette.types import Scope
+
+from qrgate.errors import NotFound
+from qrgate.http.context import runtime_of
+
+STATIC_DIR: Final = Path(__file__).parent / "static"
+_CHALLENGE_ID: Final = re.compile(r"[0-9a-f]{32}")
+
+CONTENT_SECURITY_POLICY: Final = "; ".join((
+    "default-src 'none'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self'",
+    "connect-src 'self'",
+    "base-uri 'none'",
+    "form-action 'none'",
+    "frame-ancestors 'none'",
+))
+PAGE_HEADERS: Final = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    # frame-ancestors covers current browsers; X-Frame-Options covers the ones before it.
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    # A window opened by another site must not keep a handle on this one.
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=()",
+}
+
+router = APIRouter(include_in_schema=False)
+
+# Paths are relative ("../static/...") so the page also works when qrgate is published
+# under a path prefix by a reverse proxy.
+_CONFIRM_PAGE: Final = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer">
+<title>Confirm on your phone · qrgate</title>
+<link rel="stylesheet" href="../static/confirm.css">
+<script src="../static/confirm.js" defer></script>
+</head>
+<body>
+<main id="qg" class="card" data-challenge-id="{challenge_id}" data-code-ttl="{code_ttl}"
+      aria-labelledby="qg-title">
+  <h1 id="qg-title">Confirm on your phone</h1>
+  <section id="qg-scene" class="scene" aria-labelledby="qg-scene-title" hidden>
+    <h2 id="qg-scene-title" class="visually-hidden">What you are confirming</h2>
+    <p id="qg-operation" class="operation"></p>
+    <p id="qg-amount" class="amount" hidden></p>
+    <p id="qg-content" class="content" hidden></p>
+    <p id="qg-source" class="source" hidden></p>
+  </section>
+  <p id="qg-status" class="status" data-state="loading" aria-live="polite">Loading…</p>
+  <p id="qg-reason" class="reason" hidden></p>
+  <figure id="qg-qr" class="qr" hidden>
+    <img id="qg-qr-img" alt="QR code: scan it with the qrgate app on your phone"
+         width="340" height="340">
+    <figcaption>Open the qrgate app and scan this code</figcaption>
+  </figure>
+  <section id="qg-number" class="number" aria-labelledby="qg-number-title" hidden>
+    <h2 id="qg-number-title">Type this number on your phone</h2>
+    <p id="qg-number-value" class="number-value"></p>
+  </section>
+  <p id="qg-countdown" class="countdown" hidden></p>
+  <p id="qg-error" class="error" role="alert" hidden></p>
+  <noscript><p class="error">This page needs JavaScript to show the code.</p></noscript>
+</main>
+</body>
+</html>
+"""
+
+
+@router.get("/confirm/{challenge_id}", response_class=HTMLResponse)
+async def confirm_page(request: Request, challenge_id: str) -> HTMLResponse:
+    """The waiting page a relying party sends its user to (``links.page#bt=<token>``).
+
+    It does not look the challenge up: the page is the same for every id, and a page that
+    answered differently for live ids would tell anyone which ids exist."""
+    if not _CHALLENGE_ID.fullmatch(challenge_id):
+        raise NotFound("no such challenge", code="challenge_not_found")
+    settings = runtime_of(request).settings
+    body = _CONFIRM_PAGE.format(challenge_id=html.escape(challenge_id),
+                                code_ttl=int(settings.code_ttl))
+    return HTMLResponse(body, headers=PAGE_HEADERS)
+
+
+class _StaticFiles(StaticFiles):
+    """Starlette's static files, plus ``nosniff`` so a script is only ever run as a script."""
+
+    def file_response(self, full_path: PathLike, stat_result: os.stat_result, scope: Scope,
+                      status_code: int = 200) -> Response:
+        response = super().file_response(full_path, stat_result, scope, status_code)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        # Short: a fix to the page's script must reach waiting browsers within minutes.
+        response.headers.setdefault("Cache-Control", "public, max-age=300")
+        return response
+
+
+def mount_static(app: FastAPI) -> None:
+    """Serve ``qrgate/web/static`` at ``/static``."""
+    app.mount("/static", _StaticFiles(directory=STATIC_DIR), name="static")
