@@ -10,6 +10,7 @@ from qrgate import __version__
 from qrgate.cli.admin import admin
 from qrgate.cli.audit import audit
 from qrgate.cli.demo import demo
+from qrgate.cli.phone import phone
 from qrgate.config import Settings
 from qrgate.runtime import build_runtime
 
@@ -46,6 +47,7 @@ def _redacted(url: str) -> str:
 cli.add_command(admin)
 cli.add_command(audit)
 cli.add_command(demo)
+cli.add_command(phone)
 
 
 def main() -> None:
