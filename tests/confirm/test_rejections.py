@@ -14,6 +14,7 @@ from qrgate.clients.relying_party import ApiError
 from qrgate.core.cose import parse_sign1, sign1
 from qrgate.core.keyring import kid_for
 from qrgate.errors import BadSignature, Expired, MalformedCode, UnknownKey
+from qrgate.storage.audit import search_audit
 from support.stack import Stack
 
 
@@ -242,3 +243,14 @@ def test_device_request_signatures_are_checked(stack: Stack) -> None:
         stale = dict(headers, **{"qrgate-timestamp": str(int(stack.clock()) - 3600)})
         assert problem_of(http.post("/v1/confirm/scan", content=body, headers={
             **stale, "content-type": "application/json"}))[1] == "stale_request"
+
+
+def test_refused_device_requests_are_audited(stack: Stack) -> None:
+    phone = stack.enrolled_phone()
+    started, _ = stack.start()
+    phone.unbind()
+    api_error(lambda: phone.scan_text(started["code"]))
+    with stack.rt.read() as conn:
+        entries = search_audit(conn, event="device.auth")
+    assert [(e["reason"], e["device_id"]) for e in entries] == [
+        ("device_unbound", phone.device_id)]

@@ -18,7 +18,8 @@ from qrgate.core.device_auth import (
     load_public_key,
     verify_request,
 )
-from qrgate.errors import Frozen, Unauthenticated
+from qrgate.decisions import AuditSubject
+from qrgate.errors import Frozen, QrgateError, Unauthenticated
 from qrgate.runtime import Runtime
 
 BROWSER_HEADER = "qrgate-browser-token"
@@ -76,14 +77,27 @@ def verify_with_key(rt: Runtime, request: SignedRequest, *, public_key: bytes) -
 
 
 def authenticate_device(rt: Runtime, request: SignedRequest) -> directory.DeviceRecord:
+    """A device that fails to prove itself is refused and the refusal audited (a forged or
+    replayed device request is exactly what operators need to see)."""
     device_id, _, _ = signature_parts(request)
-    with rt.read() as conn:
-        device = directory.get_device(conn, device_id)
-    verify_with_key(rt, request, public_key=device.public_key)
-    if device.status == "unbound":
-        raise Unauthenticated("device was unbound", code="device_unbound")
-    if device.status == "frozen":
-        raise Frozen("device is frozen")
+    device: directory.DeviceRecord | None = None
+    try:
+        with rt.read() as conn:
+            device = directory.get_device(conn, device_id)
+        verify_with_key(rt, request, public_key=device.public_key)
+        if device.status == "unbound":
+            raise Unauthenticated("device was unbound", code="device_unbound")
+        if device.status == "frozen":
+            raise Frozen("device is frozen")
+    except QrgateError as error:
+        # Only a known device is named: the header itself is attacker-controlled.
+        subject = AuditSubject(
+            event="device.auth", user_id=device.user_id if device else None,
+            device_id=device.id if device else None, detail={"path": request.path[:100]},
+        )
+        with rt.engine.begin() as conn:
+            subject.record(conn, now=rt.clock(), reason=error.code)
+        raise
     return device
 
 
