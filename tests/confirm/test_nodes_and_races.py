@@ -4,31 +4,12 @@ the same instant from separate connections on separate nodes are approved once."
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from qrgate.clients.phone import PhoneSimulator
 from qrgate.clients.relying_party import ApiError
+from support.race import race
 from support.stack import Stack
-
-
-def _race(actions: list[Any]) -> list[Any]:
-    barrier = threading.Barrier(len(actions))
-    results: list[Any] = [None] * len(actions)
-
-    def run(index: int) -> None:
-        barrier.wait()
-        try:
-            results[index] = actions[index]()
-        except ApiError as error:
-            results[index] = error
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(actions))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    return results
 
 
 def test_started_on_one_node_finished_on_another(stack_factory: Any) -> None:
@@ -59,7 +40,7 @@ def test_two_approvals_at_the_same_instant_win_once(stack_factory: Any) -> None:
             started, _ = first.start()
             phone.scan_text(started["code"])
             challenge_id = started["challenge_id"]
-            results = _race([
+            results = race([
                 lambda cid=challenge_id: phone.decide(cid, approve=True),
                 lambda cid=challenge_id: twin.decide(cid, approve=True),
             ])
@@ -80,7 +61,7 @@ def test_two_scans_at_the_same_instant_scan_once(stack_factory: Any) -> None:
                           clock=second.clock)
     try:
         started, _ = first.start()
-        results = _race([lambda: phone.scan_text(started["code"]),
+        results = race([lambda: phone.scan_text(started["code"]),
                          lambda: twin.scan_text(started["code"])])
         assert sum(isinstance(r, dict) for r in results) == 1
         (loss,) = [r for r in results if isinstance(r, ApiError)]

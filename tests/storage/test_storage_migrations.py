@@ -35,7 +35,7 @@ def test_revision_before_and_after(make_engine: Callable[[], Engine]) -> None:
     fresh = make_engine()
     assert current_revision(fresh) is None
     upgrade(fresh)
-    assert current_revision(fresh) == head_revision() == "0001"
+    assert current_revision(fresh) == head_revision() == "0002"
 
 
 def test_upgrade_is_idempotent_and_seeds_audit_head(engine: Engine) -> None:
@@ -90,7 +90,7 @@ def test_processes_starting_together_migrate_once(
                 node.communicate()
     assert [node.returncode for node in nodes] == [0, 0, 0], outcomes
     engine = make_engine()
-    assert current_revision(engine) == "0001"
+    assert current_revision(engine) == head_revision()
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM audit_head")).scalar_one() == 1
         conn.rollback()
@@ -114,4 +114,4 @@ def test_threads_starting_together_migrate_once(make_engine: Callable[[], Engine
     for thread in threads:
         thread.join()
     assert errors == []
-    assert current_revision(engines[0]) == "0001"
+    assert current_revision(engines[0]) == head_revision()

@@ -11,6 +11,7 @@ from qrgate.cli.admin import admin
 from qrgate.cli.audit import audit
 from qrgate.cli.demo import demo
 from qrgate.cli.phone import phone
+from qrgate.cli.txsign import txsign
 from qrgate.config import Settings
 from qrgate.runtime import build_runtime
 
@@ -48,6 +49,7 @@ cli.add_command(admin)
 cli.add_command(audit)
 cli.add_command(demo)
 cli.add_command(phone)
+cli.add_command(txsign)
 
 
 def main() -> None:

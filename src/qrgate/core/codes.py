@@ -65,6 +65,9 @@ _VERSIONED: Final = re.compile(r"QG([0-9]+)", re.ASCII)
 class CodeType(IntEnum):
     CONFIRM = 1
     ENROL = 2
+    TXSIGN_CHALLENGE = 3
+    TXSIGN_CHAIN = 4
+    TOKEN_ENROL = 5
 
 
 class Claim(IntEnum):

@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request
 
 from qrgate import __version__
 from qrgate.config import Settings
-from qrgate.http import problems, routes_confirm, routes_devices, routes_users
+from qrgate.http import problems, routes_confirm, routes_devices, routes_txsign, routes_users
 from qrgate.http.context import runtime_of
 from qrgate.http.limits import BodyLimitMiddleware
 from qrgate.runtime import Runtime, build_runtime
@@ -58,6 +58,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.include_router(routes_confirm.router)
     app.include_router(routes_devices.router)
     app.include_router(routes_users.router)
+    app.include_router(routes_txsign.router)
     app.include_router(pages.router)
     pages.mount_static(app)
     return app

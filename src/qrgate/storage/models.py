@@ -177,6 +177,64 @@ class Challenge(Base):
     decided_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
+class Token(Base):
+    """Scheme E: a user's challenge/response (OCRA) token and its one-to-one server record.
+
+    The token's secret is AEAD ciphertext under the key-encryption key. A counter is
+    accepted at most once (``counter`` is the next one expected, moved by compare-and-set),
+    a time step at most once (``last_time_step``).
+    """
+
+    __tablename__ = "tokens"
+    __table_args__ = (Index("ix_tokens_user", "user_id"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    suite: Mapped[str] = mapped_column(String(64))
+    secret_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    counter: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_time_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    # pending (enrolment code not yet used) -> active -> locked | revoked
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[float] = mapped_column(Float)
+    enrol_expires_at: Mapped[float] = mapped_column(Float)
+    activated_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class TxTransaction(Base):
+    """Scheme E: one transaction to sign, the link it becomes, and its place in a chain."""
+
+    __tablename__ = "transactions"
+    __table_args__ = (
+        Index("ix_transactions_app_created", "app_id", "created_at"),
+        Index("ix_transactions_user_created", "user_id", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    app_id: Mapped[int] = mapped_column(ForeignKey("applications.id"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    account: Mapped[str] = mapped_column(String(128))
+    platform: Mapped[str] = mapped_column(String(100))
+    demand: Mapped[str] = mapped_column(String(300))
+    comment: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[float] = mapped_column(Float)
+    issued_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[float] = mapped_column(Float)
+    parent_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    parent_digest: Mapped[bytes | None] = mapped_column(LargeBinary(32), nullable=True)
+    digest: Mapped[bytes] = mapped_column(LargeBinary(32))
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(48), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    token_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    response: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    verified_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    chain_code: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
 class AuditEntry(Base):
     """Append-only, hash-chained: ``hash = H(prev_hash || canonical(entry))``."""
 
@@ -221,4 +279,6 @@ enrolments = cast(Table, Enrolment.__table__)
 devices = cast(Table, Device.__table__)
 challenges = cast(Table, Challenge.__table__)
 audit_log = cast(Table, AuditEntry.__table__)
+tokens = cast(Table, Token.__table__)
+transactions = cast(Table, TxTransaction.__table__)
 audit_head = cast(Table, AuditHead.__table__)

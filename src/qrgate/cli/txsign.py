@@ -1,0 +1,119 @@
+"""``qrgate txsign``: enrol OCRA tokens and verify chain QR codes (scheme E)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import click
+import httpx
+
+from qrgate.accounts import directory
+from qrgate.clients.phone import decode_png
+from qrgate.config import Settings
+from qrgate.core.keyring import PublicKeySet
+from qrgate.core.txsign import Chain, Link, TransactionText, check_link_text, read_chain_code
+from qrgate.errors import QrgateError
+from qrgate.http.routes_txsign import enrol_token
+from qrgate.qrimage import render_png
+from qrgate.runtime import build_runtime
+from qrgate.txsign.tokens import DEFAULT_SUITE
+
+
+@click.group()
+def txsign() -> None:
+    """Scheme E: transactions signed by OCRA tokens, chained through QR codes."""
+
+
+@txsign.group()
+def token() -> None:
+    """OCRA tokens (one per user, paired with its server record)."""
+
+
+@token.command("enrol")
+@click.option("--org", "org_slug", required=True)
+@click.option("--business-id", required=True, help="The application enrolling the token.")
+@click.option("--login", required=True)
+@click.option("--suite", default=DEFAULT_SUITE, show_default=True)
+@click.option("--png", "png_path", type=click.Path(path_type=Path), default=None,
+              help="Write the enrolment QR (it carries the token secret once) here.")
+def token_enrol(org_slug: str, business_id: str, login: str, suite: str,
+                png_path: Path | None) -> None:
+    """Create a user's token; print its enrolment code (and write it as a QR image)."""
+    rt = build_runtime(Settings.from_env())
+    try:
+        with rt.read() as conn:
+            org_id = directory.org_id_by_slug(conn, org_slug)
+            app = directory.get_app(conn, directory.app_id_by_business_id(
+                conn, org_id=org_id, business_id=business_id))
+        enrolment = enrol_token(rt, app=app, login=login, suite=suite)
+    except QrgateError as error:
+        raise click.ClickException(f"{error.code}: {error.detail}") from None
+    finally:
+        rt.close()
+    if png_path is not None:
+        # The image carries the token secret: never readable by others, not even briefly.
+        fd = os.open(png_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as file:
+            file.write(render_png(enrolment.code))
+    click.echo(f"token {enrolment.token_id} ({enrolment.suite}) for {login}, "
+               f"enrolment valid until {enrolment.expires_at:.0f}")
+    click.echo(enrolment.code)
+
+
+@txsign.command("verify-qr")
+@click.argument("image", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--server", default=None,
+              help="Fetch keys (and texts the QR leaves out) from this qrgate URL; "
+                   "default: the keys in QRGATE_DATA_DIR, texts from the links' URLs.")
+def verify_qr(image: Path, server: str | None) -> None:
+    """Print the chain in a QR image and whether it verifies (exit 1 if it does not)."""
+    try:
+        code = decode_png(image.read_bytes())
+        keys = _keys(server)
+        chain = read_chain_code(code, keys=keys, now=time.time())
+        texts = [_text_of(link) for link in chain.links]
+    except (QrgateError, httpx.HTTPError) as error:
+        click.echo(f"NOT VERIFIED: {getattr(error, 'code', 'fetch_failed')}: {error}", err=True)
+        raise SystemExit(1) from None
+    _print_chain(chain, texts)
+    click.echo(f"VERIFIED: {len(chain.links)} link(s), signed by {chain.issuer} "
+               f"(key {chain.kid.hex()})")
+
+
+def _keys(server: str | None) -> PublicKeySet:
+    if server is not None:
+        response = httpx.get(f"{server.rstrip('/')}/v1/keys", timeout=10)
+        response.raise_for_status()
+        return PublicKeySet.from_jwks(response.json())
+    rt = build_runtime(Settings.from_env(), migrate=False)
+    try:
+        return rt.keyring.verifier
+    finally:
+        rt.close()
+
+
+def _text_of(link: Link) -> TransactionText:
+    if link.text is not None:
+        return link.text
+    assert link.text_url is not None
+    response = httpx.get(link.text_url, timeout=10)
+    response.raise_for_status()
+    body = response.json()
+    text = TransactionText(account=body["account"], platform=body["platform"],
+                           demand=body["demand"], comment=body["comment"])
+    check_link_text(link, text)
+    return text
+
+
+def _print_chain(chain: Chain, texts: list[TransactionText]) -> None:
+    for number, (link, text) in enumerate(zip(chain.links, texts, strict=True), start=1):
+        source = "in QR" if link.text is not None else "fetched, digest checked"
+        click.echo(f"link {number}: transaction {link.transaction_id.hex()}")
+        click.echo(f"  account  {text.account}")
+        click.echo(f"  platform {text.platform}")
+        click.echo(f"  demand   {text.demand}")
+        click.echo(f"  comment  {text.comment}")
+        click.echo(f"  signed by token response {link.response} at {link.verified_at} "
+                   f"(text {source})")

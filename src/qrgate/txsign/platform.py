@@ -1,0 +1,316 @@
+"""The transaction platform and QR generator of scheme E (SPEC E, S1-S11).
+
+:func:`start` (S1, or S6-S8 with a parent chain code) stores the transaction and returns the
+challenge: the OCRA question over the transaction digest and a signed challenge code the
+token can scan. :func:`respond` (S3-S5, S9-S11) has the token's server record check the
+response, then issues the chain code: every verified link from the first transaction to
+this one, signed by the server. Each outcome is audited; failures count against the
+transaction and the token (see ``qrgate.decisions``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, insert, select, update
+
+from qrgate.accounts import directory
+from qrgate.accounts.tokens import new_id
+from qrgate.core.ocra import parse_suite, question_for_digest
+from qrgate.core.txsign import (
+    Chain,
+    Link,
+    Transaction,
+    TransactionText,
+    check_link_text,
+    issue_chain_code,
+    issue_challenge_code,
+    read_chain_code,
+    signed_link,
+    transaction_digest,
+)
+from qrgate.decisions import AuditSubject, run_decision
+from qrgate.errors import (
+    AlreadyDecided,
+    Expired,
+    Forbidden,
+    Locked,
+    NotBound,
+    NotFound,
+    QrgateError,
+    Rejected,
+)
+from qrgate.runtime import Runtime
+from qrgate.storage.models import transactions
+from qrgate.txsign import tokens
+from qrgate.txsign.tokens import TokenRecord
+
+# Version 25 at ECC M holds 1,370 characters in QR alphanumeric mode, which is the whole of
+# a QG1 code: checking the length keeps rendering off the signing path (a test renders
+# real chain codes and checks the version).
+MAX_CHAIN_CODE_CHARS = 1370
+TRANSACTION_TTL = 300
+
+_LOAD = select(transactions).where(transactions.c.id == bindparam("b_id"))
+_INSERT = insert(transactions)
+_SIGN = (
+    update(transactions)
+    .where(transactions.c.id == bindparam("b_id"), transactions.c.state == "pending",
+           transactions.c.expires_at > bindparam("b_now"))
+    .values(state="signed", reason="signed", token_id=bindparam("b_token"),
+            response=bindparam("b_response"), verified_at=bindparam("b_verified"),
+            chain_code=bindparam("b_chain"))
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TxRow:
+    id: str
+    org_id: int
+    app_id: int
+    user_id: int
+    text: TransactionText
+    issued_at: int
+    created_at: float
+    expires_at: float
+    parent_id: str | None
+    parent_digest: bytes | None
+    digest: bytes
+    state: str
+    reason: str | None
+    attempts: int
+    token_id: str | None
+    response: str | None
+    verified_at: int | None
+    chain_code: str | None
+
+    @property
+    def transaction(self) -> Transaction:
+        return Transaction(transaction_id=bytes.fromhex(self.id), text=self.text,
+                           created_at=self.issued_at, parent_digest=self.parent_digest)
+
+    def effective_state(self, now: float) -> str:
+        if self.state == "pending" and now >= self.expires_at:
+            return "expired"
+        return self.state
+
+
+@dataclass(frozen=True, kw_only=True)
+class Started:
+    transaction: TxRow
+    question: str
+    suite: str
+    challenge_code: str
+    parent: Chain | None
+
+
+def _row(row: Any) -> TxRow:
+    return TxRow(
+        id=row.id, org_id=row.org_id, app_id=row.app_id, user_id=row.user_id,
+        text=TransactionText(account=row.account, platform=row.platform, demand=row.demand,
+                             comment=row.comment),
+        issued_at=row.issued_at, created_at=row.created_at, expires_at=row.expires_at,
+        parent_id=row.parent_id, parent_digest=row.parent_digest, digest=row.digest,
+        state=row.state, reason=row.reason, attempts=row.attempts, token_id=row.token_id,
+        response=row.response, verified_at=row.verified_at, chain_code=row.chain_code,
+    )
+
+
+def load(conn: Connection, transaction_id: str) -> TxRow:
+    row = conn.execute(_LOAD, {"b_id": transaction_id}).first()
+    if row is None:
+        raise NotFound("no such transaction", code="transaction_not_found")
+    return _row(row)
+
+
+def load_owned(conn: Connection, *, app: directory.AppRecord, transaction_id: str) -> TxRow:
+    row = load(conn, transaction_id)
+    if row.org_id != app.org_id:
+        raise NotFound("no such transaction", code="transaction_not_found")
+    return row
+
+
+def text_url(rt: Runtime, transaction_id: str) -> str:
+    return f"{rt.settings.public_url}/v1/txsign/transactions/{transaction_id}/text"
+
+
+def start(
+    rt: Runtime,
+    *,
+    app: directory.AppRecord,
+    text: TransactionText,
+    parent_code: str | None,
+) -> Started:
+    now = rt.clock()
+    subject = AuditSubject(event="txsign.start", scheme="txsign", org_id=app.org_id,
+                           app_id=app.id)
+    # S6/S7: the second user's phone scanned the first QR; the platform verifies it first.
+    parent = None if parent_code is None else read_chain_code(parent_code, keys=rt.keyring,
+                                                               now=now)
+
+    def work(conn: Connection) -> tuple[Started, str]:
+        user = directory.find_user(conn, org_id=app.org_id, login=text.account)
+        subject.user_id = user.id
+        directory.ensure_not_frozen(user)
+        token = tokens.active_token(conn, user_id=user.id)
+        parent_id, parent_digest = _parent(conn, app=app, chain=parent)
+        transaction = Transaction(transaction_id=bytes.fromhex(new_id()), text=text,
+                                  created_at=int(now), parent_digest=parent_digest)
+        digest = transaction_digest(transaction)
+        transaction_id = transaction.transaction_id.hex()
+        subject.challenge_id = transaction_id
+        expires_at = now + TRANSACTION_TTL
+        conn.execute(_INSERT, {
+            "id": transaction_id, "org_id": app.org_id, "app_id": app.id, "user_id": user.id,
+            "account": text.account, "platform": text.platform, "demand": text.demand,
+            "comment": text.comment, "created_at": now, "issued_at": transaction.created_at,
+            "expires_at": expires_at, "parent_id": parent_id, "parent_digest": parent_digest,
+            "digest": digest, "state": "pending", "reason": None, "attempts": 0,
+            "token_id": None, "response": None, "verified_at": None, "chain_code": None,
+        })
+        challenge_code = issue_challenge_code(
+            transaction=transaction, suite=token.suite, issuer=rt.settings.issuer,
+            now=int(now), expires_at=int(expires_at), keyring=rt.keyring,
+        )
+        started = Started(transaction=load(conn, transaction_id),
+                          question=question_for_digest(digest, parse_suite(token.suite)),
+                          suite=token.suite, challenge_code=challenge_code, parent=parent)
+        return started, "started"
+
+    return run_decision(rt, subject=subject, now=now, work=work)
+
+
+def _parent(
+    conn: Connection, *, app: directory.AppRecord, chain: Chain | None
+) -> tuple[str | None, bytes | None]:
+    """The platform accepts only chains it signed, whose last link is one of its own
+    signed transactions, unchanged."""
+    if chain is None:
+        return None, None
+    last = chain.last
+    try:
+        parent = load_owned(conn, app=app, transaction_id=last.transaction_id.hex())
+    except NotFound:
+        raise Rejected("the scanned chain is not one of this platform's",
+                       code="unknown_parent") from None
+    if parent.state != "signed" or parent.response != last.response:
+        raise Rejected("the scanned chain does not match the signed transaction",
+                       code="tampered_chain")
+    stored = stored_link(parent, text_url="")
+    if stored.digest != last.digest:
+        raise Rejected("the scanned chain does not match the signed transaction",
+                       code="tampered_chain")
+    return parent.id, last.digest
+
+
+def stored_link(row: TxRow, *, text_url: str) -> Link:
+    if row.response is None or row.verified_at is None:
+        raise Rejected("transaction is not signed", code="not_signed")
+    return signed_link(transaction=row.transaction, response=row.response,
+                       verified_at=row.verified_at, text_url=text_url)
+
+
+def chain_links(rt: Runtime, conn: Connection, row: TxRow) -> list[Link]:
+    """Every link from the first transaction of the chain to ``row`` (which must be signed)."""
+    links = [stored_link(row, text_url=text_url(rt, row.id))]
+    current = row
+    while current.parent_id is not None:
+        current = load(conn, current.parent_id)
+        links.append(stored_link(current, text_url=text_url(rt, current.id)))
+    links.reverse()
+    return links
+
+
+def respond(
+    rt: Runtime,
+    *,
+    app: directory.AppRecord,
+    transaction_id: str,
+    response: str,
+    token_id: str | None,
+) -> TxRow:
+    """S3-S5: verify the token's response for this transaction and issue the chain code."""
+    now = rt.clock()
+    subject = AuditSubject(event="txsign.respond", scheme="txsign", org_id=app.org_id,
+                           app_id=app.id, challenge_id=transaction_id)
+    used_token: list[str] = []
+
+    def work(conn: Connection) -> tuple[TxRow, str]:
+        row = load_owned(conn, app=app, transaction_id=transaction_id)
+        subject.user_id = row.user_id
+        state = row.effective_state(now)
+        if state == "expired":
+            raise Expired("transaction expired")
+        if state != "pending":
+            raise AlreadyDecided("transaction already decided")
+        if row.attempts >= rt.settings.max_failures:
+            raise Locked("too many wrong responses for this transaction")
+        token = _token_for(conn, row=row, token_id=token_id)
+        used_token.append(token.id)
+        subject.detail["token_id"] = token.id
+        tokens.verify(conn, box=rt.box, token=token, question=row.digest.hex(),
+                      response=response, now=now)
+        verified_at = int(now)
+        signed = TxRow(**{**row.__dict__, "response": response, "verified_at": verified_at,
+                          "state": "signed"})
+        links = chain_links(rt, conn, signed)
+        chain_code = issue_chain_code(
+            links=links, issuer=rt.settings.issuer, now=verified_at, keyring=rt.keyring,
+            fits=lambda code: len(code) <= MAX_CHAIN_CODE_CHARS,
+        )
+        result = conn.execute(_SIGN, {"b_id": row.id, "b_now": now, "b_token": token.id,
+                                      "b_response": response, "b_verified": verified_at,
+                                      "b_chain": chain_code})
+        if result.rowcount != 1:
+            raise AlreadyDecided("transaction already decided")
+        return load(conn, row.id), "signed"
+
+    def after(conn: Connection, error: QrgateError) -> None:
+        if error.code == "wrong_response":
+            conn.execute(update(transactions).where(transactions.c.id == transaction_id)
+                         .values(attempts=transactions.c.attempts + 1))
+            if used_token and tokens.count_failure(conn, token_id=used_token[0],
+                                                   max_failures=rt.settings.max_failures):
+                subject.detail["token_locked"] = True
+        if isinstance(error, Expired) or error.code == "wrong_response":
+            _close_if_spent(conn, transaction_id=transaction_id, now=now,
+                            max_failures=rt.settings.max_failures)
+
+    return run_decision(rt, subject=subject, now=now, work=work, on_failure=after)
+
+
+def _token_for(conn: Connection, *, row: TxRow, token_id: str | None) -> TokenRecord:
+    """The token paired with the transaction's user; naming another user's token fails."""
+    token = tokens.active_token(conn, user_id=row.user_id)
+    if token_id is not None and token_id != token.id:
+        named = tokens.get_token(conn, token_id)
+        if named.user_id != row.user_id:
+            raise NotBound("that token belongs to another user", code="wrong_user")
+        raise Forbidden("that token is not the user's active token", code="token_inactive")
+    return token
+
+
+def _close_if_spent(conn: Connection, *, transaction_id: str, now: float,
+                    max_failures: int) -> None:
+    pending = (transactions.c.id == transaction_id, transactions.c.state == "pending")
+    conn.execute(update(transactions).where(*pending, transactions.c.expires_at <= now)
+                 .values(state="expired", reason="expired"))
+    conn.execute(update(transactions).where(*pending, transactions.c.attempts >= max_failures)
+                 .values(state="rejected", reason="locked"))
+
+
+def verify_chain_code(rt: Runtime, *, code: str) -> tuple[Chain, list[TransactionText]]:
+    """Verify a chain code as any party would, then fetch link texts the QR left out from
+    this server's records and check them against their signed digests."""
+    chain = read_chain_code(code, keys=rt.keyring, now=rt.clock())
+    texts: list[TransactionText] = []
+    with rt.read() as conn:
+        for link in chain.links:
+            if link.text is not None:
+                texts.append(link.text)
+                continue
+            row = load(conn, link.transaction_id.hex())
+            check_link_text(link, row.text)
+            texts.append(row.text)
+    return chain, texts

@@ -1,0 +1,259 @@
+"""Scheme E tokens: each user's OCRA software token and its server record (the patent's
+"authentication server", paired one-to-one with the token).
+
+Enrolment: :func:`create_token` makes the secret (stored only as AEAD ciphertext) and a
+signed enrolment code that carries it once. The phone scans it and activates the token by
+answering an activation question; activation happens once, so the enrolment code is dead
+afterwards. :func:`verify` checks a response with the bounded windows of
+``qrgate.core.ocra`` and moves the counter (or last time step) by compare-and-set, so a
+counter or time step is accepted at most once even on two nodes at the same instant.
+Consecutive failures lock the token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, insert, or_, select, update
+
+from qrgate.accounts import directory
+from qrgate.accounts.tokens import new_id
+from qrgate.core import ocra
+from qrgate.core.aead import SecretBox
+from qrgate.core.codes import CodeType, decode_code, encode_code
+from qrgate.core.keyring import KeyRing
+from qrgate.errors import (
+    Conflict,
+    Expired,
+    InvalidField,
+    Locked,
+    MalformedCode,
+    NotFound,
+    Replayed,
+)
+from qrgate.storage.models import tokens
+
+# Counter-based, SHA-256, 8 digits, a 64-hex-digit question: the SHA-256 of a transaction.
+DEFAULT_SUITE = "OCRA-1:HOTP-SHA256-8:C-QH64"
+SECRET_BYTES = 32
+
+
+class TokenClaim(IntEnum):
+    TOKEN = 10
+    SECRET = 11
+    SUITE = 12
+    COUNTER = 13
+    SERVER = 14
+    LOGIN = 15
+
+
+@dataclass(frozen=True, kw_only=True)
+class TokenRecord:
+    id: str
+    org_id: int
+    user_id: int
+    suite: str
+    counter: int
+    last_time_step: int | None
+    failures: int
+    status: str
+    enrol_expires_at: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class TokenEnrolment:
+    token_id: str
+    secret: bytes
+    suite: str
+    counter: int
+    server_url: str
+    login: str
+
+
+_BY_ID = select(tokens).where(tokens.c.id == bindparam("b_id"))
+_ACTIVE_FOR_USER = select(tokens).where(tokens.c.user_id == bindparam("b_user"),
+                                        tokens.c.status == "active")
+
+
+def _record(row: Any) -> TokenRecord:
+    return TokenRecord(id=row.id, org_id=row.org_id, user_id=row.user_id, suite=row.suite,
+                       counter=row.counter, last_time_step=row.last_time_step,
+                       failures=row.failures, status=row.status,
+                       enrol_expires_at=row.enrol_expires_at)
+
+
+def _context(token_id: str) -> bytes:
+    return f"tokens.secret_enc:{token_id}".encode()
+
+
+def activation_question(token_id: str) -> str:
+    """The question the phone answers to activate: bound to this token id."""
+    digest = hashlib.sha256(f"qrgate-token-activate:{token_id}".encode()).digest()
+    return digest.hex()
+
+
+def create_token(
+    conn: Connection,
+    *,
+    box: SecretBox,
+    keyring: KeyRing,
+    user: directory.UserRecord,
+    suite: str,
+    issuer: str,
+    server_url: str,
+    now: float,
+    ttl: int,
+    random: bytes,
+) -> tuple[TokenRecord, str]:
+    """A new token for ``user`` and its one-time enrolment code."""
+    parsed = ocra.parse_suite(suite)
+    if parsed.question_kind != "H" or parsed.question_length != 64:
+        raise InvalidField("transaction signing needs a QH64 suite", code="bad_ocra_suite")
+    directory.ensure_not_frozen(user)
+    if conn.execute(_ACTIVE_FOR_USER, {"b_user": user.id}).first() is not None:
+        raise Conflict("the user already has an active token; revoke it first",
+                       code="token_exists")
+    token_id, secret = new_id(), random[:SECRET_BYTES]
+    conn.execute(insert(tokens).values(
+        id=token_id, org_id=user.org_id, user_id=user.id, suite=suite,
+        secret_enc=box.seal(secret, context=_context(token_id)), counter=0,
+        last_time_step=None, failures=0, status="pending", created_at=now,
+        enrol_expires_at=now + ttl, activated_at=None,
+    ))
+    code = encode_code(
+        code_type=CodeType.TOKEN_ENROL, code_id=bytes.fromhex(token_id), issued_at=int(now),
+        expires_at=int(now + ttl), issuer=issuer, keyring=keyring,
+        claims={TokenClaim.TOKEN: token_id, TokenClaim.SECRET: secret, TokenClaim.SUITE: suite,
+                TokenClaim.COUNTER: 0, TokenClaim.SERVER: server_url,
+                TokenClaim.LOGIN: user.login},
+    )
+    return get_token(conn, token_id), code
+
+
+def read_enrolment_code(text: str, *, keys: Any, now: float) -> TokenEnrolment:
+    verified = decode_code(text, keys=keys, now=now, expected_type=CodeType.TOKEN_ENROL)
+    claims = verified.claims
+    values = (claims.get(TokenClaim.TOKEN), claims.get(TokenClaim.SECRET),
+              claims.get(TokenClaim.SUITE), claims.get(TokenClaim.COUNTER),
+              claims.get(TokenClaim.SERVER), claims.get(TokenClaim.LOGIN))
+    token_id, secret, suite, counter, server, login = values
+    if not (isinstance(token_id, str) and isinstance(secret, bytes) and isinstance(suite, str)
+            and isinstance(counter, int) and isinstance(server, str)
+            and isinstance(login, str)):
+        raise MalformedCode("token enrolment claims are missing or ill-typed")
+    return TokenEnrolment(token_id=token_id, secret=secret, suite=suite, counter=counter,
+                          server_url=server, login=login)
+
+
+def get_token(conn: Connection, token_id: str) -> TokenRecord:
+    row = conn.execute(_BY_ID, {"b_id": token_id}).first()
+    if row is None:
+        raise NotFound("no such token", code="token_not_found")
+    return _record(row)
+
+
+def active_token(conn: Connection, *, user_id: int) -> TokenRecord:
+    row = conn.execute(_ACTIVE_FOR_USER, {"b_user": user_id}).first()
+    if row is None:
+        locked = conn.execute(
+            select(tokens.c.id).where(tokens.c.user_id == user_id, tokens.c.status == "locked")
+        ).first()
+        if locked is not None:
+            raise Locked("the user's token is locked after repeated failures",
+                         code="token_locked")
+        raise NotFound("the user has no active token", code="no_token")
+    return _record(row)
+
+
+def list_tokens(conn: Connection, *, user_id: int) -> list[TokenRecord]:
+    rows = conn.execute(select(tokens).where(tokens.c.user_id == user_id)
+                        .order_by(tokens.c.created_at))
+    return [_record(row) for row in rows]
+
+
+def _secret(conn: Connection, box: SecretBox, token_id: str) -> bytes:
+    row = conn.execute(select(tokens.c.secret_enc).where(tokens.c.id == token_id)).one()
+    return box.open(row.secret_enc, context=_context(token_id))
+
+
+def activate(
+    conn: Connection, *, box: SecretBox, token_id: str, response: str, now: float
+) -> TokenRecord:
+    """The phone proves it holds the secret; the enrolment code is dead from here on."""
+    token = get_token(conn, token_id)
+    if token.status != "pending":
+        raise Replayed("the token was already activated", code="already_activated")
+    if now >= token.enrol_expires_at:
+        raise Expired("the token enrolment expired")
+    suite = ocra.parse_suite(token.suite)
+    match = ocra.verify_response(
+        suite=suite, key=_secret(conn, box, token_id),
+        question=activation_question(token_id), response=response, counter=token.counter,
+        last_time_step=token.last_time_step, now=now,
+    )
+    activated = conn.execute(
+        update(tokens)
+        .where(tokens.c.id == token_id, tokens.c.status == "pending")
+        .values(status="active", activated_at=now, failures=0,
+                counter=match.counter_next if match.counter_next is not None else token.counter,
+                last_time_step=match.time_step)
+    )
+    if activated.rowcount != 1:
+        raise Replayed("the token was already activated", code="already_activated")
+    return get_token(conn, token_id)
+
+
+def verify(
+    conn: Connection, *, box: SecretBox, token: TokenRecord, question: str, response: str,
+    now: float,
+) -> ocra.Match:
+    """S4: the expected response is computed and compared; the used counter or time step
+    is consumed atomically (two nodes verifying the same response: one wins)."""
+    if token.status == "locked":
+        raise Locked("the token is locked after repeated failures", code="token_locked")
+    match = ocra.verify_response(
+        suite=ocra.parse_suite(token.suite), key=_secret(conn, box, token.id),
+        question=question, response=response, counter=token.counter,
+        last_time_step=token.last_time_step, now=now,
+    )
+    values: dict[str, Any] = {"failures": 0}
+    conditions = [tokens.c.id == token.id, tokens.c.status == "active"]
+    if match.counter_next is not None:
+        values["counter"] = match.counter_next
+        conditions.append(tokens.c.counter < match.counter_next)
+    if match.time_step is not None:
+        values["last_time_step"] = match.time_step
+        conditions.append(or_(tokens.c.last_time_step.is_(None),
+                              tokens.c.last_time_step < match.time_step))
+    consumed = conn.execute(update(tokens).where(*conditions).values(**values))
+    if consumed.rowcount != 1:
+        raise Replayed("this response was already used", code="response_replayed")
+    return match
+
+
+def count_failure(conn: Connection, *, token_id: str, max_failures: int) -> bool:
+    """Returns True when this failure locked the token."""
+    row = conn.execute(
+        update(tokens).where(tokens.c.id == token_id, tokens.c.status == "active")
+        .values(failures=tokens.c.failures + 1).returning(tokens.c.failures)
+    ).first()
+    if row is None or row.failures < max_failures:
+        return False
+    locked = conn.execute(update(tokens).where(tokens.c.id == token_id,
+                                               tokens.c.status == "active")
+                          .values(status="locked"))
+    return locked.rowcount == 1
+
+
+def set_status(conn: Connection, *, token_id: str, status: str) -> None:
+    """Operators unlock (``active``, failures reset) or revoke a token."""
+    values: dict[str, Any] = {"status": status}
+    if status == "active":
+        values["failures"] = 0
+    result = conn.execute(update(tokens).where(tokens.c.id == token_id,
+                                               tokens.c.status != "pending").values(**values))
+    if result.rowcount != 1:
+        raise NotFound("no enrolled token with that id", code="token_not_found")
