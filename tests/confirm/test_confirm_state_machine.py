@@ -72,7 +72,6 @@ CODE_TTL = 30
 MAX_FAILURES = 5
 # ``qrgate.core.codes.decode_code``'s default leeway: a code still reads this long after exp.
 CODE_LEEWAY = 5
-EXPLORE = True
 START = 1_800_000_000.0
 # Open challenges at once, and in all: finished ones are replaced so that cancels and
 # kills do not end the interesting part of an example early.
@@ -268,7 +267,7 @@ class ConfirmMachine(RuleBasedStateMachine):
         ch.attempts += 1
         # A reader already sees a challenge past its expiry as expired (terminal): locking
         # it then would change a terminal state.
-        if ch.attempts >= MAX_FAILURES and ch.state in OPEN and (EXPLORE or not self._expired(ch)):
+        if ch.attempts >= MAX_FAILURES and ch.state in OPEN and not self._expired(ch):
             self._kill(ch, "locked")
 
     def _kill(self, ch: ModelChallenge, reason: str) -> None:
@@ -573,7 +572,7 @@ class ConfirmMachine(RuleBasedStateMachine):
     @rule(challenge=challenges)
     def cancel(self, challenge: ModelChallenge) -> None:
         ch = challenge
-        if ch.state in OPEN and (EXPLORE or not self._expired(ch)):
+        if ch.state in OPEN and not self._expired(ch):
             ch.state, ch.reason = "rejected", "cancelled"
             expect = Expect(audited_challenge=ch.id)
         elif ch.state in OPEN or ch.state == "expired":

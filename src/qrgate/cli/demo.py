@@ -6,21 +6,27 @@ from __future__ import annotations
 import socket
 import tempfile
 import threading
+import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+import httpx
 
 from qrgate.accounts.provision import provision
 from qrgate.clients.browser import BrowserSession
 from qrgate.clients.phone import PhoneSimulator, decode_png
 from qrgate.clients.relying_party import ApiError, QrgateClient
+from qrgate.clients.token import SoftToken
 from qrgate.config import Settings
+from qrgate.core.keyring import PublicKeySet
 from qrgate.core.policy import AppPolicy
+from qrgate.core.txsign import read_chain_code
 from qrgate.http.app import create_app
 from qrgate.http.local import serve_in_thread
-from qrgate.qrimage import render_png
+from qrgate.qrimage import decode_image, render_png
 from qrgate.runtime import build_runtime
 from qrgate.storage.audit import verify_audit
 
@@ -157,3 +163,92 @@ def _expect_error(action: Callable[[], object], code: str) -> None:
         Steps.say(f"refused with {error.status} {error.code}")
         return
     raise DemoFailed(f"expected error {code}")
+
+
+@demo.command("txsign")
+def demo_txsign() -> None:
+    """Scheme E: OCRA tokens sign two transactions, chained through real QR images."""
+    with tempfile.TemporaryDirectory(prefix="qrgate-demo-") as tmp:
+        try:
+            _txsign(Path(tmp))
+        except DemoFailed as failed:
+            click.echo(f"\ndemo FAILED at: {failed}", err=True)
+            raise SystemExit(1) from None
+    click.echo("\ndemo txsign: all steps passed")
+
+
+def _txsign(data_dir: Path) -> None:
+    steps = Steps()
+    port = free_port()
+    settings = Settings(data_dir=data_dir, port=port, public_url=f"http://127.0.0.1:{port}")
+    rt = build_runtime(settings)
+    org = steps.run("provision organisation 'demobank', app 'trading', users alice and bob",
+                    lambda: provision(rt, org_slug="demobank", org_name="Demo Bank",
+                                      business_id="trading", app_name="Trading",
+                                      users={"alice": None, "bob": None}))
+    with serve_in_thread(create_app(settings, runtime=rt), port=port) as base_url:
+        steps.say(f"server on {base_url}")
+        platform = QrgateClient(base_url, api_key=org.api_key)
+        keys = PublicKeySet.from_jwks(httpx.get(f"{base_url}/v1/keys").json())
+        tokens: dict[str, SoftToken] = {}
+        for login in ("alice", "bob"):
+            enrolment = steps.run(f"enrol {login}'s OCRA token: its QR carries the secret once",
+                                  partial(platform.enrol_token, login))
+            png = render_png(enrolment["code"])
+            tokens[login] = steps.run(
+                f"{login}'s phone decodes the PNG and activates the token ({enrolment['suite']})",
+                partial(SoftToken.enrol, decode_png(png), server_keys=keys, show=steps.say))
+        first = steps.run("S1: the platform makes alice's transaction and its challenge",
+                          lambda: platform.start_transaction(
+                              "alice", platform="demo trading", demand="buy 10 ACME at 12.50",
+                              comment="for the pension fund"))
+        steps.say(f"OCRA question (SHA-256 of the transaction): {first['question']}")
+        challenge = decode_png(platform.transaction_png(first["transaction_id"], "challenge"))
+        response = steps.run("S2: alice's token reads the challenge QR, shows it and answers",
+                             lambda: tokens["alice"].sign(challenge))
+        steps.run("S3/S4: the server checks the response; S5: the chain QR is issued",
+                  lambda: platform.submit_response(first["transaction_id"], response))
+        first_png = platform.transaction_png(first["transaction_id"], "chain")
+
+        scanned = steps.run("bob's phone decodes alice's chain QR and verifies it offline",
+                            lambda: read_chain_code(decode_png(first_png), keys=keys,
+                                                    now=time.time()))
+        steps.say(f"link 1 by {scanned.links[0].text.account if scanned.links[0].text else '?'}"
+                  f", response {scanned.links[0].response}")
+        second = steps.run("S6-S8: the platform forms bob's transaction containing alice's",
+                           lambda: platform.start_transaction(
+                               "bob", platform="demo trading", demand="co-sign the ACME order",
+                               comment="checked against the mandate",
+                               parent_code=decode_png(first_png)))
+        challenge = decode_png(platform.transaction_png(second["transaction_id"], "challenge"))
+        response = steps.run("S9: bob's token answers", lambda: tokens["bob"].sign(challenge))
+        steps.run("S10/S11: checked; the second QR encodes the chain",
+                  lambda: platform.submit_response(second["transaction_id"], response))
+        (symbol,) = decode_image(platform.transaction_png(second["transaction_id"], "chain"))
+        chain = steps.run(f"anyone verifies the chain offline (QR version {symbol.version}, "
+                          f"ECC {symbol.ec_level})",
+                          lambda: read_chain_code(symbol.text, keys=keys, now=time.time()))
+        for number, link in enumerate(chain.links, start=1):
+            text = link.text
+            steps.say(f"link {number}: {text.account if text else '?'}: "
+                      f"{text.demand if text else '(fetch)'} / response {link.response}")
+        _expect(chain.links[1].parent_digest == chain.links[0].digest, "links are chained")
+
+        third = platform.start_transaction("alice", platform="demo trading", demand="sell all",
+                                           comment="pay invoice 2026-117")
+        other = platform.start_transaction("alice", platform="demo trading", demand="sell all",
+                                           comment="pay invoice 2026-118")
+        stolen = tokens["alice"].sign(third["challenge_code"])
+        steps.run("a response for one transaction is refused on another (one byte differs)",
+                  lambda: _expect_error(lambda: platform.submit_response(
+                      other["transaction_id"], stolen), "wrong_response"))
+        platform.close()
+
+    def audit() -> None:
+        with rt.read() as conn:
+            report = verify_audit(conn)
+        _expect(report.ok, f"audit chain broken: {report.problem}")
+        steps.say(f"{report.checked} audit entries, chain intact")
+
+    steps.run("qrgate audit verify", audit)
+    rt.close()

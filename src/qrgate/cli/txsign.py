@@ -8,16 +8,19 @@ from pathlib import Path
 
 import click
 import httpx
+from sqlalchemy import Connection
 
 from qrgate.accounts import directory
 from qrgate.clients.phone import decode_png
 from qrgate.config import Settings
 from qrgate.core.keyring import PublicKeySet
 from qrgate.core.txsign import Chain, Link, TransactionText, check_link_text, read_chain_code
+from qrgate.decisions import AuditSubject, run_decision
 from qrgate.errors import QrgateError
 from qrgate.http.routes_txsign import enrol_token
 from qrgate.qrimage import render_png
 from qrgate.runtime import build_runtime
+from qrgate.txsign import tokens
 from qrgate.txsign.tokens import DEFAULT_SUITE
 
 
@@ -60,6 +63,56 @@ def token_enrol(org_slug: str, business_id: str, login: str, suite: str,
     click.echo(f"token {enrolment.token_id} ({enrolment.suite}) for {login}, "
                f"enrolment valid until {enrolment.expires_at:.0f}")
     click.echo(enrolment.code)
+
+
+@token.command("list")
+@click.option("--org", "org_slug", required=True)
+@click.option("--login", required=True)
+def token_list(org_slug: str, login: str) -> None:
+    """A user's tokens and their state."""
+    rt = build_runtime(Settings.from_env())
+    try:
+        with rt.read() as conn:
+            user = directory.find_user(conn, org_id=directory.org_id_by_slug(conn, org_slug),
+                                       login=login)
+            for record in tokens.list_tokens(conn, user_id=user.id):
+                click.echo(f"{record.id} {record.status:<8} {record.suite} "
+                           f"counter={record.counter} failures={record.failures}")
+    except QrgateError as error:
+        raise click.ClickException(f"{error.code}: {error.detail}") from None
+    finally:
+        rt.close()
+
+
+def _set_status(token_id: str, status: str) -> None:
+    rt = build_runtime(Settings.from_env())
+    try:
+        subject = AuditSubject(event=f"txsign.token_{status}", scheme="txsign",
+                               detail={"actor": "cli", "token_id": token_id})
+        def work(conn: Connection) -> tuple[None, str]:
+            tokens.set_status(conn, token_id=token_id, status=status)
+            return None, "admin"
+
+        run_decision(rt, subject=subject, now=rt.clock(), work=work)
+    except QrgateError as error:
+        raise click.ClickException(f"{error.code}: {error.detail}") from None
+    finally:
+        rt.close()
+    click.echo(f"token {token_id}: {status}")
+
+
+@token.command("unlock")
+@click.argument("token_id")
+def token_unlock(token_id: str) -> None:
+    """Reactivate a token locked after repeated failures (resets its failure count)."""
+    _set_status(token_id, "active")
+
+
+@token.command("revoke")
+@click.argument("token_id")
+def token_revoke(token_id: str) -> None:
+    """Revoke a token for good (a lost phone); the user can then enrol a new one."""
+    _set_status(token_id, "revoked")
 
 
 @txsign.command("verify-qr")

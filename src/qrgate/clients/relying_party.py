@@ -97,3 +97,32 @@ class QrgateClient:
     def history(self, **params: Any) -> list[dict[str, Any]]:
         clean = {k: v for k, v in params.items() if v is not None}
         return list(self._call("GET", "/v1/confirm/challenges", params=clean)["items"])
+
+    # --- scheme E: transaction signing ---------------------------------------------------
+
+    def enrol_token(self, login: str, *, suite: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"login": login}
+        if suite is not None:
+            body["suite"] = suite
+        return dict(self._call("POST", "/v1/txsign/tokens", json=body))
+
+    def start_transaction(self, account: str, *, platform: str, demand: str, comment: str = "",
+                          parent_code: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"account": account, "platform": platform, "demand": demand,
+                                "comment": comment}
+        if parent_code is not None:
+            body["parent_code"] = parent_code
+        return dict(self._call("POST", "/v1/txsign/transactions", json=body))
+
+    def submit_response(self, transaction_id: str, response: str) -> dict[str, Any]:
+        return dict(self._call("POST", f"/v1/txsign/transactions/{transaction_id}/response",
+                               json={"response": response}))
+
+    def transaction_png(self, transaction_id: str, kind: str) -> bytes:
+        """``kind``: ``challenge`` (for the token) or ``chain`` (the signed result)."""
+        response = self._http.get(f"/v1/txsign/transactions/{transaction_id}/{kind}.png")
+        raise_for_problem(response)
+        return response.content
+
+    def verify_chain(self, code: str) -> dict[str, Any]:
+        return dict(self._call("POST", "/v1/txsign/verify", json={"code": code}))

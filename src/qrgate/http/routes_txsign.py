@@ -106,6 +106,31 @@ async def activate_token(request: Request, token_id: Id,
     return await offload(rt, run)
 
 
+@router.post("/tokens/{token_id}/resync", response_model=wire.TokenOut,
+             summary="Bring a drifted counter token back: two consecutive responses")
+async def resync_token(request: Request, token_id: Id, body: wire.ResyncIn) -> wire.TokenOut:
+    rt = runtime_of(request)
+
+    def run() -> wire.TokenOut:
+        app = authenticate_app(rt, request.headers)
+        now = rt.clock()
+        subject = AuditSubject(event="txsign.token_resync", scheme="txsign",
+                               org_id=app.org_id, detail={"token_id": token_id})
+
+        def work(conn: Connection) -> tuple[tokens.TokenRecord, str]:
+            token = tokens.get_token(conn, token_id)
+            if token.org_id != app.org_id:
+                raise NotFound("no such token", code="token_not_found")
+            subject.user_id = token.user_id
+            return tokens.resync(conn, box=rt.box, token=token, questions=body.questions,
+                                 responses=body.responses), "resynced"
+
+        token = run_decision(rt, subject=subject, now=now, work=work)
+        return wire.TokenOut(token_id=token.id, suite=token.suite, status=token.status)
+
+    return await offload(rt, run)
+
+
 @router.post("/transactions", status_code=201, response_model=wire.TransactionStarted,
              summary="S1 (or S8 with a parent chain code): a transaction to sign")
 async def start(request: Request, body: wire.TransactionIn) -> wire.TransactionStarted:

@@ -38,6 +38,12 @@ class TokenOut(BaseModel):
     status: str
 
 
+class ResyncIn(Strict):
+    questions: tuple[Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")],
+                     Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]]
+    responses: tuple[Response, Response]
+
+
 class TransactionIn(Strict):
     account: Annotated[str, StringConstraints(min_length=1, max_length=128)]
     platform: Line

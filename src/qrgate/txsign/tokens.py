@@ -257,3 +257,22 @@ def set_status(conn: Connection, *, token_id: str, status: str) -> None:
                                                tokens.c.status != "pending").values(**values))
     if result.rowcount != 1:
         raise NotFound("no enrolled token with that id", code="token_not_found")
+
+
+def resync(
+    conn: Connection, *, box: SecretBox, token: TokenRecord, questions: tuple[str, str],
+    responses: tuple[str, str],
+) -> TokenRecord:
+    """A counter token that drifted past the look-ahead window proves two consecutive
+    responses within ``ocra.RESYNC_WINDOW``; the counter moves past them (never back)."""
+    if token.status != "active":
+        raise Locked("only an active token resynchronises", code="token_inactive")
+    counter_next = ocra.resync(suite=ocra.parse_suite(token.suite),
+                               key=_secret(conn, box, token.id), questions=questions,
+                               responses=responses, counter=token.counter)
+    moved = conn.execute(update(tokens).where(tokens.c.id == token.id,
+                                              tokens.c.counter < counter_next)
+                         .values(counter=counter_next, failures=0))
+    if moved.rowcount != 1:
+        raise Replayed("these responses were already used", code="response_replayed")
+    return get_token(conn, token.id)
