@@ -47,7 +47,8 @@ DOMAIN_TEXT = "qrgate-txsign-text-1"
 DOMAIN_TRANSACTION = "qrgate-txsign-tx-1"
 DOMAIN_LINK = "qrgate-txsign-link-1"
 RESULT_VERIFIED = "verified"
-MAX_CHAIN_LINKS = 8
+# Four links of the longest texts still fit version 25 (as digests and URLs).
+MAX_CHAIN_LINKS = 4
 # The chain QR must stay scannable from a screen or paper: version 25 at ECC M.
 MAX_QR_VERSION = 25
 
@@ -276,12 +277,15 @@ def issue_chain_code(
     every link carries only its text digest and the URL of its text."""
     check_chain(links)
     for with_text in (True, False):
-        code = encode_code(
-            code_type=CodeType.TXSIGN_CHAIN, code_id=links[-1].transaction_id,
-            issued_at=now, expires_at=now + 10 * 365 * 86_400, issuer=issuer,
-            claims={ChainClaim.LINKS: [_link_claims(link, with_text) for link in links]},
-            keyring=keyring,
-        )
+        try:
+            code = encode_code(
+                code_type=CodeType.TXSIGN_CHAIN, code_id=links[-1].transaction_id,
+                issued_at=now, expires_at=now + 10 * 365 * 86_400, issuer=issuer,
+                claims={ChainClaim.LINKS: [_link_claims(link, with_text) for link in links]},
+                keyring=keyring,
+            )
+        except PayloadTooLarge:
+            continue  # even the code format's own limit: try without the texts
         if fits(code):
             return code
     raise PayloadTooLarge("the chain does not fit a QR code even without its texts",

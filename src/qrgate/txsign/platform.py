@@ -19,6 +19,7 @@ from qrgate.accounts import directory
 from qrgate.accounts.tokens import new_id
 from qrgate.core.ocra import parse_suite, question_for_digest
 from qrgate.core.txsign import (
+    MAX_CHAIN_LINKS,
     Chain,
     Link,
     Transaction,
@@ -46,10 +47,10 @@ from qrgate.storage.models import transactions
 from qrgate.txsign import tokens
 from qrgate.txsign.tokens import TokenRecord
 
-# Version 25 at ECC M holds 1,370 characters in QR alphanumeric mode, which is the whole of
-# a QG1 code: checking the length keeps rendering off the signing path (a test renders
-# real chain codes and checks the version).
-MAX_CHAIN_CODE_CHARS = 1370
+# Version 25 at ECC M holds 1,451 characters in QR alphanumeric mode, the mode of a whole
+# QG1 code: checking the length keeps rendering off the signing path
+# (tests/txsign/test_chain_size.py pins the boundary with real symbols).
+MAX_CHAIN_CODE_CHARS = 1451
 TRANSACTION_TTL = 300
 
 _LOAD = select(transactions).where(transactions.c.id == bindparam("b_id"))
@@ -188,6 +189,9 @@ def _parent(
     signed transactions, unchanged."""
     if chain is None:
         return None, None
+    if len(chain.links) >= MAX_CHAIN_LINKS:
+        # Refused here, before a token's response is spent on a link that cannot be issued.
+        raise Rejected(f"a chain holds at most {MAX_CHAIN_LINKS} links", code="chain_too_long")
     last = chain.last
     try:
         parent = load_owned(conn, app=app, transaction_id=last.transaction_id.hex())
