@@ -10,7 +10,7 @@ transaction and the token (see ``qrgate.decisions``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
@@ -162,6 +162,13 @@ def start(
         transaction_id = transaction.transaction_id.hex()
         subject.challenge_id = transaction_id
         expires_at = now + TRANSACTION_TTL
+        row = TxRow(
+            id=transaction_id, org_id=app.org_id, app_id=app.id, user_id=user.id, text=text,
+            issued_at=transaction.created_at, created_at=now, expires_at=expires_at,
+            parent_id=parent_id, parent_digest=parent_digest, digest=digest, state="pending",
+            reason=None, attempts=0, token_id=None, response=None, verified_at=None,
+            chain_code=None,
+        )
         conn.execute(_INSERT, {
             "id": transaction_id, "org_id": app.org_id, "app_id": app.id, "user_id": user.id,
             "account": text.account, "platform": text.platform, "demand": text.demand,
@@ -174,7 +181,7 @@ def start(
             transaction=transaction, suite=token.suite, issuer=rt.settings.issuer,
             now=int(now), expires_at=int(expires_at), keyring=rt.keyring,
         )
-        started = Started(transaction=load(conn, transaction_id),
+        started = Started(transaction=row,
                           question=question_for_digest(digest, parse_suite(token.suite)),
                           suite=token.suite, challenge_code=challenge_code, parent=parent)
         return started, "started"
@@ -256,8 +263,8 @@ def respond(
         tokens.verify(conn, box=rt.box, token=token, question=row.digest.hex(),
                       response=response, now=now)
         verified_at = int(now)
-        signed = TxRow(**{**row.__dict__, "response": response, "verified_at": verified_at,
-                          "state": "signed"})
+        signed = replace(row, response=response, verified_at=verified_at, state="signed",
+                         reason="signed", token_id=token.id)
         links = chain_links(rt, conn, signed)
         chain_code = issue_chain_code(
             links=links, issuer=rt.settings.issuer, now=verified_at, keyring=rt.keyring,
@@ -268,7 +275,7 @@ def respond(
                                       "b_chain": chain_code})
         if result.rowcount != 1:
             raise AlreadyDecided("transaction already decided")
-        return load(conn, row.id), "signed"
+        return replace(signed, chain_code=chain_code), "signed"
 
     def after(conn: Connection, error: QrgateError) -> None:
         if error.code == "wrong_response":

@@ -13,7 +13,7 @@ Consecutive failures lock the token.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
@@ -61,6 +61,9 @@ class TokenRecord:
     failures: int
     status: str
     enrol_expires_at: float
+    # AEAD ciphertext: read with the record so a verification costs one query, opened only
+    # inside this module.
+    secret_enc: bytes = field(repr=False)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -78,11 +81,28 @@ _ACTIVE_FOR_USER = select(tokens).where(tokens.c.user_id == bindparam("b_user"),
                                         tokens.c.status == "active")
 
 
+def _consume(counter: bool, time_step: bool) -> Any:
+    """Compare-and-set of the used counter and/or time step (built once per shape)."""
+    conditions = [tokens.c.id == bindparam("b_id"), tokens.c.status == "active"]
+    values: dict[str, Any] = {"failures": 0}
+    if counter:
+        conditions.append(tokens.c.counter < bindparam("b_counter"))
+        values["counter"] = bindparam("b_counter")
+    if time_step:
+        conditions.append(or_(tokens.c.last_time_step.is_(None),
+                              tokens.c.last_time_step < bindparam("b_step")))
+        values["last_time_step"] = bindparam("b_step")
+    return update(tokens).where(*conditions).values(**values)
+
+
+_CONSUME = {(c, t): _consume(c, t) for c in (False, True) for t in (False, True)}
+
+
 def _record(row: Any) -> TokenRecord:
     return TokenRecord(id=row.id, org_id=row.org_id, user_id=row.user_id, suite=row.suite,
                        counter=row.counter, last_time_step=row.last_time_step,
                        failures=row.failures, status=row.status,
-                       enrol_expires_at=row.enrol_expires_at)
+                       enrol_expires_at=row.enrol_expires_at, secret_enc=row.secret_enc)
 
 
 def _context(token_id: str) -> bytes:
@@ -174,9 +194,8 @@ def list_tokens(conn: Connection, *, user_id: int) -> list[TokenRecord]:
     return [_record(row) for row in rows]
 
 
-def _secret(conn: Connection, box: SecretBox, token_id: str) -> bytes:
-    row = conn.execute(select(tokens.c.secret_enc).where(tokens.c.id == token_id)).one()
-    return box.open(row.secret_enc, context=_context(token_id))
+def _secret(box: SecretBox, token: TokenRecord) -> bytes:
+    return box.open(token.secret_enc, context=_context(token.id))
 
 
 def activate(
@@ -190,7 +209,7 @@ def activate(
         raise Expired("the token enrolment expired")
     suite = ocra.parse_suite(token.suite)
     match = ocra.verify_response(
-        suite=suite, key=_secret(conn, box, token_id),
+        suite=suite, key=_secret(box, token),
         question=activation_question(token_id), response=response, counter=token.counter,
         last_time_step=token.last_time_step, now=now,
     )
@@ -215,20 +234,14 @@ def verify(
     if token.status == "locked":
         raise Locked("the token is locked after repeated failures", code="token_locked")
     match = ocra.verify_response(
-        suite=ocra.parse_suite(token.suite), key=_secret(conn, box, token.id),
+        suite=ocra.parse_suite(token.suite), key=_secret(box, token),
         question=question, response=response, counter=token.counter,
         last_time_step=token.last_time_step, now=now,
     )
-    values: dict[str, Any] = {"failures": 0}
-    conditions = [tokens.c.id == token.id, tokens.c.status == "active"]
-    if match.counter_next is not None:
-        values["counter"] = match.counter_next
-        conditions.append(tokens.c.counter < match.counter_next)
-    if match.time_step is not None:
-        values["last_time_step"] = match.time_step
-        conditions.append(or_(tokens.c.last_time_step.is_(None),
-                              tokens.c.last_time_step < match.time_step))
-    consumed = conn.execute(update(tokens).where(*conditions).values(**values))
+    consumed = conn.execute(_CONSUME[(match.counter_next is not None,
+                                      match.time_step is not None)],
+                            {"b_id": token.id, "b_counter": match.counter_next,
+                             "b_step": match.time_step})
     if consumed.rowcount != 1:
         raise Replayed("this response was already used", code="response_replayed")
     return match
@@ -268,7 +281,7 @@ def resync(
     if token.status != "active":
         raise Locked("only an active token resynchronises", code="token_inactive")
     counter_next = ocra.resync(suite=ocra.parse_suite(token.suite),
-                               key=_secret(conn, box, token.id), questions=questions,
+                               key=_secret(box, token), questions=questions,
                                responses=responses, counter=token.counter)
     moved = conn.execute(update(tokens).where(tokens.c.id == token.id,
                                               tokens.c.counter < counter_next)
