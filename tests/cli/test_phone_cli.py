@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from qrgate.cli.main import cli
 from qrgate.qrimage import render_png
 from support.stack import PASSWORD, Stack
+from support.txsign import Platform
 
 
 def test_phone_commands(stack: Stack, tmp_path: Path) -> None:
@@ -43,3 +44,29 @@ def test_phone_commands(stack: Stack, tmp_path: Path) -> None:
                            input="\n")
     assert result.exit_code == 0, result.output
     assert browser.status()["state"] == "denied"
+
+
+def test_phone_token_commands(stack: Stack, tmp_path: Path) -> None:
+    stack.rt.clock = time.time  # the CLI phone verifies codes on the real clock
+    platform = Platform(stack)
+    state = tmp_path / "phone.json"
+    enrolment = platform.call("POST", "/v1/txsign/tokens", json={"login": "bob"})
+    image = tmp_path / "token.png"
+    image.write_bytes(render_png(enrolment["code"]))
+    runner = CliRunner()
+    result = runner.invoke(cli, ["phone", "token", "enrol", str(image), "--server",
+                                 stack.base_url, "--state", str(state)])
+    assert result.exit_code == 0, result.output
+    assert os.stat(state).st_mode & 0o777 == 0o600  # it holds the token secret
+
+    for demand in ("approve budget 2027", "approve budget 2028"):
+        started = platform.start("bob", demand=demand)
+        challenge = tmp_path / "challenge.png"
+        challenge.write_bytes(platform.image(started["transaction_id"], "challenge"))
+        signed = runner.invoke(cli, ["phone", "token", "sign", str(challenge),
+                                     "--state", str(state)])
+        assert signed.exit_code == 0, signed.output
+        assert demand in signed.output
+        response = signed.output.strip().splitlines()[-1]
+        # The counter persisted between runs: each response is accepted in turn.
+        assert platform.respond(started["transaction_id"], response)["state"] == "signed"

@@ -13,7 +13,9 @@ from cryptography.hazmat.primitives import serialization
 
 from qrgate.clients.phone import PhoneSimulator, decode_png
 from qrgate.clients.relying_party import ApiError
+from qrgate.clients.token import SoftToken
 from qrgate.core.keyring import PublicKeySet
+from qrgate.errors import QrgateError
 
 STATE_OPTION = click.option("--state", "state_path", type=click.Path(path_type=Path),
                             default=Path("phone.json"), show_default=True,
@@ -21,10 +23,11 @@ STATE_OPTION = click.option("--state", "state_path", type=click.Path(path_type=P
 
 
 def _save(path: Path, phone: PhoneSimulator) -> None:
-    assert phone.device_id is not None and phone.server_keys is not None
+    assert phone.server_keys is not None
     state = {
         "server": phone.base_url,
         "device_id": phone.device_id,
+        "token": None if phone.token is None else phone.token.state(),
         "private_key": phone.private_key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption()).decode(),
@@ -41,10 +44,12 @@ def _load(path: Path) -> PhoneSimulator:
         key = serialization.load_pem_private_key(state["private_key"].encode(), password=None)
     except (OSError, ValueError, KeyError) as error:
         raise click.ClickException(f"cannot read phone state {path}: {error}") from None
+    keys = PublicKeySet.from_jwks(state["server_keys"])
+    token = state.get("token")
     return PhoneSimulator(state["server"], private_key=key,  # type: ignore[arg-type]
-                          device_id=state["device_id"],
-                          server_keys=PublicKeySet.from_jwks(state["server_keys"]),
-                          show=click.echo)
+                          device_id=state["device_id"], server_keys=keys, show=click.echo,
+                          token=None if token is None else SoftToken.from_state(
+                              token, server_keys=keys, show=click.echo))
 
 
 def _code_from(source: str) -> str:
@@ -119,6 +124,48 @@ def decide(challenge_id: str, approve: bool, number: int | None, state_path: Pat
         raise click.ClickException(str(error)) from None
     finally:
         device.close()
+
+
+@phone.group("token")
+def token() -> None:
+    """Scheme E: the phone's OCRA software token."""
+
+
+@token.command("enrol")
+@click.argument("code_or_image")
+@click.option("--server", default=None, help="qrgate base URL (new phones only).")
+@STATE_OPTION
+def token_enrol(code_or_image: str, server: str | None, state_path: Path) -> None:
+    """Enrol and activate the token from its enrolment QR (text or image)."""
+    if state_path.exists():
+        device = _load(state_path)
+    elif server is not None:
+        device = PhoneSimulator(server, show=click.echo)
+    else:
+        raise click.ClickException("a new phone needs --server")
+    try:
+        device.enrol_token(_code_from(code_or_image))
+    except ApiError as error:
+        raise click.ClickException(str(error)) from None
+    finally:
+        device.close()
+    _save(state_path, device)
+
+
+@token.command("sign")
+@click.argument("code_or_image")
+@STATE_OPTION
+def token_sign(code_or_image: str, state_path: Path) -> None:
+    """S2: show the transaction of a challenge QR and print the token's response."""
+    device = _load(state_path)
+    try:
+        response = device.sign_transaction(_code_from(code_or_image))
+    except QrgateError as error:
+        raise click.ClickException(f"{error.code}: {error.detail}") from None
+    finally:
+        device.close()
+    _save(state_path, device)  # the counter moved
+    click.echo(response)
 
 
 @phone.command("history")

@@ -19,6 +19,7 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from qrgate.clients.relying_party import raise_for_problem
+from qrgate.clients.token import SoftToken
 from qrgate.core.confirm import ConfirmCode, read_code
 from qrgate.core.device_auth import (
     DEVICE_HEADER,
@@ -52,6 +53,8 @@ class PhoneSimulator:
         default_factory=lambda: ec.generate_private_key(ec.SECP256R1()))
     device_id: str | None = None
     server_keys: PublicKeySet | None = None
+    # Scheme E: the phone's OCRA software token, once enrolled.
+    token: SoftToken | None = None
 
     def __post_init__(self) -> None:
         self._http = httpx.Client(base_url=self.base_url, transport=self.transport, timeout=10.0)
@@ -146,3 +149,22 @@ class PhoneSimulator:
 
     def unbind(self) -> dict[str, Any]:
         return dict(self.call("DELETE", "/v1/devices/me"))
+
+    # --- scheme E ------------------------------------------------------------------------
+
+    def enrol_token(self, code: str) -> SoftToken:
+        """Enrol and activate the software token from its enrolment QR content. The phone
+        learns the server's keys from the server it is enrolling with, if it has none."""
+        if self.server_keys is None:
+            response = self._http.get("/v1/keys")
+            raise_for_problem(response)
+            self.server_keys = PublicKeySet.from_jwks(response.json())
+        self.token = SoftToken.enrol(code, server_keys=self.server_keys, clock=self.clock,
+                                     show=self.show, transport=self.transport)
+        return self.token
+
+    def sign_transaction(self, challenge_code: str) -> str:
+        """S2: the token's response for the transaction the challenge code shows."""
+        if self.token is None:
+            raise RuntimeError("phone has no token")
+        return self.token.sign(challenge_code)

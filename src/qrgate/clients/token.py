@@ -88,6 +88,14 @@ class SoftToken:
         return response
 
     def state(self) -> dict[str, Any]:
+        """What the phone persists (the caller keeps it private: it holds the secret)."""
         return {"token_id": self.token_id, "secret": self.secret.hex(), "suite": self.suite,
-                "counter": self.counter, "server_url": self.server_url, "login": self.login,
-                "server_keys": self.server_keys.to_jwks()}
+                "counter": self.counter, "server_url": self.server_url, "login": self.login}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], *, server_keys: PublicKeySet,
+                   show: Callable[[str], None] = lambda line: None) -> SoftToken:
+        return cls(token_id=state["token_id"], secret=bytes.fromhex(state["secret"]),
+                   suite=state["suite"], counter=int(state["counter"]),
+                   server_url=state["server_url"], login=state["login"],
+                   server_keys=server_keys, show=show)
