@@ -68,16 +68,21 @@ class Steps:
         click.echo(f"    {line}")
 
 
-@demo.command("confirm")
-def demo_confirm() -> None:
-    """Scheme C: cross-device confirmation, from device binding to the pushed result."""
+def _run_demo(name: str, scenario: Callable[[Path], None]) -> None:
+    """Run ``scenario`` in a throwaway data directory; exit 1 at the first failed step."""
     with tempfile.TemporaryDirectory(prefix="qrgate-demo-") as tmp:
         try:
-            _confirm(Path(tmp))
+            scenario(Path(tmp))
         except DemoFailed as failed:
             click.echo(f"\ndemo FAILED at: {failed}", err=True)
             raise SystemExit(1) from None
-    click.echo("\ndemo confirm: all steps passed")
+    click.echo(f"\ndemo {name}: all steps passed")
+
+
+@demo.command("confirm")
+def demo_confirm() -> None:
+    """Scheme C: cross-device confirmation, from device binding to the pushed result."""
+    _run_demo("confirm", _confirm)
 
 
 def _confirm(data_dir: Path) -> None:
@@ -168,13 +173,7 @@ def _expect_error(action: Callable[[], object], code: str) -> None:
 @demo.command("txsign")
 def demo_txsign() -> None:
     """Scheme E: OCRA tokens sign two transactions, chained through real QR images."""
-    with tempfile.TemporaryDirectory(prefix="qrgate-demo-") as tmp:
-        try:
-            _txsign(Path(tmp))
-        except DemoFailed as failed:
-            click.echo(f"\ndemo FAILED at: {failed}", err=True)
-            raise SystemExit(1) from None
-    click.echo("\ndemo txsign: all steps passed")
+    _run_demo("txsign", _txsign)
 
 
 def _txsign(data_dir: Path) -> None:

@@ -234,14 +234,7 @@ def check_scan(
     if not hmac.compare_digest(code.challenge_id, expected.challenge_id):
         raise Rejected("code does not belong to this challenge", code="field_mismatch")
     _check_fields(code, expected)
-    if not device.active:
-        raise NotBound("device is unbound or frozen")
-    if device.user_id != expected.user_id:
-        raise NotBound("device belongs to another user", code="wrong_user")
-    if expected.state in TERMINAL_STATES:
-        if expected.state == ConfirmState.EXPIRED:
-            raise Expired("challenge expired")
-        raise AlreadyDecided("challenge already decided")
+    _check_device_and_open(expected=expected, device=device)
     if now >= expected.expires_at:
         raise Expired("challenge expired")
     if expected.state == ConfirmState.SCANNED:
@@ -260,14 +253,7 @@ def check_decision(
     now: float,
 ) -> None:
     """608, second half: the device that scanned decides, once, with the right number."""
-    if not device.active:
-        raise NotBound("device is unbound or frozen")
-    if device.user_id != expected.user_id:
-        raise NotBound("device belongs to another user", code="wrong_user")
-    if expected.state in TERMINAL_STATES:
-        if expected.state == ConfirmState.EXPIRED:
-            raise Expired("challenge expired")
-        raise AlreadyDecided("challenge already decided")
+    _check_device_and_open(expected=expected, device=device)
     if expected.state != ConfirmState.SCANNED:
         raise Rejected("challenge was not scanned yet", code="not_scanned")
     if expected.device_id is None or not hmac.compare_digest(
@@ -282,6 +268,18 @@ def check_decision(
         # Constant-time even for two digits: the comparison must not leak through timing.
         if not hmac.compare_digest(str(number).encode(), str(expected.number).encode()):
             raise NumberMismatch("number does not match")
+
+
+def _check_device_and_open(*, expected: ChallengeView, device: DeviceView) -> None:
+    """The device is bound to the challenge's user, and the challenge is still open."""
+    if not device.active:
+        raise NotBound("device is unbound or frozen")
+    if device.user_id != expected.user_id:
+        raise NotBound("device belongs to another user", code="wrong_user")
+    if expected.state in TERMINAL_STATES:
+        if expected.state == ConfirmState.EXPIRED:
+            raise Expired("challenge expired")
+        raise AlreadyDecided("challenge already decided")
 
 
 def check_attempts(*, attempts: int, max_failures: int) -> None:
