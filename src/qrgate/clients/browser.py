@@ -14,7 +14,7 @@ import httpx
 
 from qrgate.clients.relying_party import raise_for_problem
 
-TERMINAL = frozenset({"approved", "denied", "rejected", "expired", "cancelled"})
+TERMINAL = frozenset({"approved", "denied", "rejected", "expired"})
 
 
 @dataclass

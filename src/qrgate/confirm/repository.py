@@ -116,7 +116,9 @@ _FINISH_PENDING = (
 )
 _KILL = (
     update(challenges)
-    .where(challenges.c.id == bindparam("b_id"), _OPEN)
+    # An expired challenge stays expired: it is terminal even before a reader marks it.
+    .where(challenges.c.id == bindparam("b_id"), _OPEN,
+           challenges.c.expires_at > bindparam("b_now"))
     .values(state=ConfirmState.REJECTED.value, reason=bindparam("b_reason"),
             decided_at=bindparam("b_at"))
 )
@@ -192,8 +194,10 @@ def finish_pending(
 
 
 def kill(conn: Connection, *, challenge_id: str, reason: str, now: float) -> bool:
-    """Reject an open challenge (a replayed scan, a wrong number, too many failures)."""
-    result = conn.execute(_KILL, {"b_id": challenge_id, "b_reason": reason, "b_at": now})
+    """Reject an open, unexpired challenge (a replayed scan, a wrong number, too many
+    failures, a cancellation)."""
+    result = conn.execute(_KILL, {"b_id": challenge_id, "b_reason": reason, "b_now": now,
+                                  "b_at": now})
     return result.rowcount == 1
 
 

@@ -162,7 +162,7 @@ def check_otp(
         if error.code in ("wrong_otp", "otp_replayed"):
             _count(rt, conn, subject, now)
         elif isinstance(error, Expired):
-            repository.expire(conn, challenge_id=challenge_id, now=now)
+            _expire(rt, conn, challenge_id=challenge_id, now=now)
 
     return run_decision(rt, subject=subject, now=now, work=work, on_failure=after)
 
@@ -175,12 +175,17 @@ def cancel(rt: Runtime, *, app: directory.AppRecord, challenge_id: str) -> Chall
     def work(conn: Connection) -> tuple[ChallengeRow, str]:
         row = _owned(conn, app=app, challenge_id=challenge_id)
         subject.app_id, subject.user_id = row.app_id, row.user_id
+        _ensure_open(row, now, allow_scanned=True)
         if not repository.kill(conn, challenge_id=row.id, reason="cancelled", now=now):
             raise AlreadyDecided("challenge already decided")
         rt.events.publish(conn, topic=row.id, state=ConfirmState.REJECTED.value)
         return repository.load(conn, row.id), "cancelled"
 
-    return run_decision(rt, subject=subject, now=now, work=work)
+    def after(conn: Connection, error: QrgateError) -> None:
+        if isinstance(error, Expired):
+            _expire(rt, conn, challenge_id=challenge_id, now=now)
+
+    return run_decision(rt, subject=subject, now=now, work=work, on_failure=after)
 
 
 def rotate_code(rt: Runtime, *, challenge_id: str, browser_token: str) -> tuple[ChallengeRow, str]:
@@ -238,12 +243,13 @@ def _owned(conn: Connection, *, app: directory.AppRecord, challenge_id: str) -> 
     return row
 
 
-def _ensure_open(row: ChallengeRow, now: float) -> None:
+def _ensure_open(row: ChallengeRow, now: float, *, allow_scanned: bool = False) -> None:
     state = row.effective_state(now)
     if state == ConfirmState.EXPIRED:
         raise Expired("challenge expired")
-    if state != ConfirmState.PENDING:
-        raise AlreadyDecided("challenge already decided")
+    if state == ConfirmState.PENDING or (allow_scanned and state == ConfirmState.SCANNED):
+        return
+    raise AlreadyDecided("challenge already decided")
 
 
 def _device_view(device: directory.DeviceRecord) -> DeviceView:
@@ -261,10 +267,15 @@ def _after_failure(
         if repository.kill(conn, challenge_id=challenge_id, reason=error.code, now=now):
             rt.events.publish(conn, topic=challenge_id, state=ConfirmState.REJECTED.value)
     elif isinstance(error, Expired):
-        if repository.expire(conn, challenge_id=challenge_id, now=now):
-            rt.events.publish(conn, topic=challenge_id, state=ConfirmState.EXPIRED.value)
+        _expire(rt, conn, challenge_id=challenge_id, now=now)
     elif isinstance(error, _COUNTED) or error.code == "field_mismatch":
         _count(rt, conn, subject, now)
+
+
+def _expire(rt: Runtime, conn: Connection, *, challenge_id: str, now: float) -> None:
+    """Write the expiry readers already see, and tell the waiting browser."""
+    if repository.expire(conn, challenge_id=challenge_id, now=now):
+        rt.events.publish(conn, topic=challenge_id, state=ConfirmState.EXPIRED.value)
 
 
 def _count(rt: Runtime, conn: Connection, subject: AuditSubject, now: float) -> None:

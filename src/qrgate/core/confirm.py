@@ -68,7 +68,6 @@ class ConfirmState(StrEnum):
     DENIED = "denied"
     REJECTED = "rejected"
     EXPIRED = "expired"
-    CANCELLED = "cancelled"
 
 
 TERMINAL_STATES = frozenset(
@@ -77,7 +76,6 @@ TERMINAL_STATES = frozenset(
         ConfirmState.DENIED,
         ConfirmState.REJECTED,
         ConfirmState.EXPIRED,
-        ConfirmState.CANCELLED,
     }
 )
 
@@ -254,14 +252,14 @@ def check_decision(
 ) -> None:
     """608, second half: the device that scanned decides, once, with the right number."""
     _check_device_and_open(expected=expected, device=device)
+    if now >= expected.expires_at:
+        raise Expired("challenge expired")
     if expected.state != ConfirmState.SCANNED:
         raise Rejected("challenge was not scanned yet", code="not_scanned")
     if expected.device_id is None or not hmac.compare_digest(
         expected.device_id.encode(), device.device_id.encode()
     ):
         raise WrongDevice("challenge was scanned by another device")
-    if now >= expected.expires_at:
-        raise Expired("challenge expired")
     if decision == Decision.APPROVE and expected.number is not None:
         if number is None:
             raise NumberMismatch("this operation needs number matching", code="number_required")

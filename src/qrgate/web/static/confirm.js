@@ -5,7 +5,7 @@
 "use strict";
 
 (() => {
-  const TERMINAL = new Set(["approved", "denied", "rejected", "expired", "cancelled"]);
+  const TERMINAL = new Set(["approved", "denied", "rejected", "expired"]);
   const POLL_MS = 2000;
   const RETRY_MS = 2000;
   const MIN_ROTATE_DELAY_MS = 1000;
@@ -17,7 +17,6 @@
     denied: "Denied",
     rejected: "Rejected",
     expired: "Expired",
-    cancelled: "Cancelled",
   };
   const REASON_TEXT = {
     approved: "You approved this on your phone. You can close this page.",
