@@ -32,6 +32,9 @@ class Settings:
     max_body_bytes: int = 16_384
     device_clock_skew: int = 120
     max_failures: int = 5
+    # Consecutive failed proofs (wrong number, wrong one-time password) across a user's
+    # challenges before new ones are refused: a new challenge never resets the count.
+    user_max_failures: int = 10
     log_level: str = "info"
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -42,6 +45,8 @@ class Settings:
             raise InvalidField("QRGATE_CODE_TTL must be 5 seconds up to QRGATE_CONFIRM_TTL")
         if not 1 <= self.max_failures <= 100:
             raise InvalidField("QRGATE_MAX_FAILURES must be 1..100")
+        if not 1 <= self.user_max_failures <= 100:
+            raise InvalidField("QRGATE_USER_MAX_FAILURES must be 1..100")
 
     @property
     def resolved_database_url(self) -> str:
@@ -77,6 +82,7 @@ class Settings:
             max_body_bytes=integer("QRGATE_MAX_BODY_BYTES", 16_384),
             device_clock_skew=integer("QRGATE_DEVICE_CLOCK_SKEW", 120),
             max_failures=integer("QRGATE_MAX_FAILURES", 5),
+            user_max_failures=integer("QRGATE_USER_MAX_FAILURES", 10),
             log_level=source.get("QRGATE_LOG_LEVEL", "info"),
             env=source,
         )

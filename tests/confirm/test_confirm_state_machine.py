@@ -226,7 +226,11 @@ class ConfirmMachine(RuleBasedStateMachine):
         rt = build_runtime(Settings(data_dir=self.database.data_dir,
                                     database_url=self.database.url,
                                     confirm_ttl=CONFIRM_TTL, code_ttl=CODE_TTL,
-                                    max_failures=MAX_FAILURES),
+                                    max_failures=MAX_FAILURES,
+                                    # The user-level count of failed proofs is its own test
+                                    # (test_rejections); out of reach here, so that this
+                                    # machine models one challenge's life only.
+                                    user_max_failures=100),
                            migrate=not self.database.migrated)
         try:
             self.clock = FakeClock(START)

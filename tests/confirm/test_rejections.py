@@ -10,6 +10,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from qrgate.accounts import directory
 from qrgate.clients.relying_party import ApiError
 from qrgate.core.cose import parse_sign1, sign1
 from qrgate.core.keyring import kid_for
@@ -254,3 +255,31 @@ def test_refused_device_requests_are_audited(stack: Stack) -> None:
         entries = search_audit(conn, event="device.auth")
     assert [(e["reason"], e["device_id"]) for e in entries] == [
         ("device_unbound", phone.device_id)]
+
+
+def test_wrong_numbers_count_across_challenges(stack: Stack) -> None:
+    """A new challenge never resets the user's count of failed proofs (NIST SP 800-63B)."""
+    phone = stack.enrolled_phone()
+    limit = stack.rt.settings.user_max_failures
+
+    def guess_wrong() -> None:
+        started, _ = stack.start(number_matching=True)
+        phone.scan_text(started["code"])
+        wrong = 10 + (started["number"] - 10 + 1) % 90
+        api_error(lambda: phone.decide(started["challenge_id"], approve=True, number=wrong))
+
+    for _ in range(limit - 1):
+        guess_wrong()
+    # An approval resets the count ...
+    started, _ = stack.start(number_matching=True)
+    phone.scan_text(started["code"])
+    phone.decide(started["challenge_id"], approve=True, number=started["number"])
+    for _ in range(limit):
+        guess_wrong()
+    # ... and `limit` wrong numbers in a row stop new challenges for the user.
+    error = api_error(stack.start)
+    assert (error.status, error.code) == (423, "user_locked")
+    with stack.rt.engine.begin() as conn:
+        user = directory.find_user(conn, org_id=1, login="alice")
+        directory.set_frozen(conn, user_id=user.id, frozen=False, now=stack.clock())
+    assert stack.start()[0]["state"] == "pending"

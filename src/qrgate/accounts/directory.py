@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from qrgate.accounts.tokens import digest, matches, new_api_key, split_api_key
 from qrgate.core.passwords import hash_password, verify_password
 from qrgate.core.policy import AppPolicy, VerifierKind
-from qrgate.errors import Conflict, Frozen, NotFound, Unauthenticated
+from qrgate.errors import Conflict, Frozen, Locked, NotFound, Unauthenticated
 from qrgate.storage.models import api_keys, devices, users
 from qrgate.storage.models import applications as apps
 from qrgate.storage.models import organisations as orgs
@@ -44,6 +44,7 @@ class UserRecord:
     has_password: bool
     has_totp: bool
     frozen: bool
+    failed_attempts: int
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -197,7 +198,7 @@ def _user_record(row: Any) -> UserRecord:
         id=row.id, org_id=row.org_id, login=row.login, display_name=row.display_name,
         preferred_verifier=VerifierKind(row.preferred_verifier) if row.preferred_verifier else None,
         has_password=row.password_hash is not None, has_totp=row.totp_secret_enc is not None,
-        frozen=row.frozen_at is not None,
+        frozen=row.frozen_at is not None, failed_attempts=row.failed_attempts,
     )
 
 
@@ -257,15 +258,42 @@ def set_preferred_verifier(conn: Connection, *, user_id: int, kind: VerifierKind
 
 
 def set_frozen(conn: Connection, *, user_id: int, frozen: bool, now: float) -> None:
-    """Freezing a user blocks every new challenge and every decision for them."""
-    conn.execute(
-        update(users).where(users.c.id == user_id).values(frozen_at=now if frozen else None)
-    )
+    """Freezing a user blocks every new challenge and every decision for them; unfreezing
+    also clears the count of failed proofs."""
+    values: dict[str, Any] = {"frozen_at": now if frozen else None}
+    if not frozen:
+        values["failed_attempts"] = 0
+    conn.execute(update(users).where(users.c.id == user_id).values(**values))
+
+
+_COUNT_USER_FAILURE = (
+    update(users).where(users.c.id == bindparam("b_id"))
+    .values(failed_attempts=users.c.failed_attempts + 1)
+)
+# Conditional, so the common case (nothing to reset) writes nothing.
+_RESET_USER_FAILURES = (
+    update(users).where(users.c.id == bindparam("b_id"), users.c.failed_attempts > 0)
+    .values(failed_attempts=0)
+)
+
+
+def count_user_failure(conn: Connection, *, user_id: int) -> None:
+    conn.execute(_COUNT_USER_FAILURE, {"b_id": user_id})
+
+
+def reset_user_failures(conn: Connection, *, user_id: int) -> None:
+    conn.execute(_RESET_USER_FAILURES, {"b_id": user_id})
 
 
 def ensure_not_frozen(user: UserRecord) -> None:
     if user.frozen:
         raise Frozen("user is frozen")
+
+
+def ensure_not_locked(user: UserRecord, *, max_failures: int) -> None:
+    if user.failed_attempts >= max_failures:
+        raise Locked("too many failed proofs for this user; an operator must unfreeze",
+                     code="user_locked")
 
 
 # --- devices ----------------------------------------------------------------------------

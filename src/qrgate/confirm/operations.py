@@ -65,6 +65,7 @@ def start(rt: Runtime, *, app: directory.AppRecord, request: StartRequest) -> St
         user = directory.find_user(conn, org_id=app.org_id, login=request.login)
         subject.user_id = user.id
         directory.ensure_not_frozen(user)
+        directory.ensure_not_locked(user, max_failures=rt.settings.user_max_failures)
         policy = target_app.policy
         verifier = choose_verifier(
             policy=policy,

@@ -125,6 +125,8 @@ def decide(
                                     reason=reason, now=now)
         if decided is None:
             raise AlreadyDecided("challenge already decided")
+        if state == ConfirmState.APPROVED:
+            directory.reset_user_failures(conn, user_id=row.user_id)
         rt.events.publish(conn, topic=row.id, state=state.value)
         return decided, reason
 
@@ -155,12 +157,15 @@ def check_otp(
         )
         if decided is None:
             raise AlreadyDecided("challenge already decided")
+        directory.reset_user_failures(conn, user_id=row.user_id)
         rt.events.publish(conn, topic=row.id, state=ConfirmState.APPROVED.value)
         return decided, "approved"
 
     def after(conn: Connection, error: QrgateError) -> None:
         if error.code in ("wrong_otp", "otp_replayed"):
             _count(rt, conn, subject, now)
+            if error.code == "wrong_otp" and subject.user_id is not None:
+                directory.count_user_failure(conn, user_id=subject.user_id)
         elif isinstance(error, Expired):
             _expire(rt, conn, challenge_id=challenge_id, now=now)
 
@@ -262,6 +267,9 @@ def _after_failure(
     challenge_id = subject.challenge_id
     if challenge_id is None:
         return
+    if error.code == "number_mismatch" and subject.user_id is not None:
+        # Counted against the user too, so guessing cannot go on across new challenges.
+        directory.count_user_failure(conn, user_id=subject.user_id)
     if error.code in ("scanned_twice", "number_mismatch"):
         # Both mean the code or the number travelled: end the challenge for everyone.
         if repository.kill(conn, challenge_id=challenge_id, reason=error.code, now=now):
