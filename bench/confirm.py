@@ -17,24 +17,16 @@ its own QR).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import base64
 import json
-import os
 import secrets
-import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import aiohttp
-import httpx
+from common import Http, options, print_latencies, spawned_server
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from qrgate.core.device_auth import (
@@ -62,31 +54,6 @@ class Phone:
                                  device_id=self.device_id, body=raw)
         return raw, {DEVICE_HEADER: self.device_id, TIMESTAMP_HEADER: str(now),
                      SIGNATURE_HEADER: signature, "content-type": "application/json"}
-
-
-class Http:
-    """The load generator's client: aiohttp, because httpx's async pool spent ~2 ms of CPU
-    per request at 32 connections here, making the bench measure itself."""
-
-    def __init__(self, base_url: str, session: aiohttp.ClientSession) -> None:
-        self.base_url = base_url
-        self.session = session
-
-    async def call(self, method: str, path: str, *, headers: dict[str, str] | None = None,
-                   json_body: Any = None, content: bytes | None = None,
-                   raw: bool = False) -> Any:
-        data = content if json_body is None else json.dumps(json_body).encode()
-        all_headers = dict(headers or {})
-        if json_body is not None:
-            all_headers["content-type"] = "application/json"
-        async with self.session.request(method, self.base_url + path, data=data,
-                                        headers=all_headers) as response:
-            body = await response.read()
-            if response.status >= 400:
-                raise RuntimeError(f"{method} {path}: {response.status} {body[:200]!r}")
-            if raw:
-                return body
-            return json.loads(body) if body else None
 
 
 async def enrol(http: Http, api: dict[str, str], login: str) -> Phone:
@@ -175,60 +142,11 @@ def report(timings: dict[str, list[float]], errors: list[str], elapsed: float,
     print(f"users {users}, measured {elapsed:.1f} s, {flows} complete flows, "
           f"{len(errors)} errors")
     print(f"throughput: {flows / elapsed:.0f} flows/s ({flows * 4 / elapsed:.0f} requests/s)")
-    print(f"{'step':<8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
-    for step in (*STEPS, "flow"):
-        values = sorted(timings[step])
-        if not values:
-            continue
-        p50 = statistics.median(values) * 1000
-        p99 = values[min(len(values) - 1, int(len(values) * 0.99))] * 1000
-        print(f"{step:<8} {p50:8.1f} {p99:8.1f} {values[-1] * 1000:8.1f}")
-    for message in sorted(set(errors))[:5]:
-        print(f"error: {message}")
-
-
-@contextmanager
-def spawned_server(workers: int) -> Iterator[tuple[str, str]]:
-    """A throwaway server on SQLite in a temporary data directory, provisioned by the CLI."""
-    with tempfile.TemporaryDirectory(prefix="qrgate-bench-") as data_dir:
-        port = 18_000 + secrets.randbelow(2000)
-        env = {**os.environ, "QRGATE_DATA_DIR": data_dir, "QRGATE_PORT": str(port),
-               "QRGATE_LOG_LEVEL": "warning"}
-        qrgate = [sys.executable, "-m", "qrgate.cli"]
-        for args in (["org", "create", "bench", "--name", "Bench"],
-                     ["app", "create", "--org", "bench", "--business-id", "web",
-                      "--name", "Bench", "--policy", '{"number_matching": "always"}']):
-            subprocess.run([*qrgate, "admin", *args], env=env, check=True, capture_output=True)
-        api_key = subprocess.run(
-            [*qrgate, "admin", "apikey", "create", "--org", "bench", "--business-id", "web"],
-            env=env, check=True, capture_output=True, text=True).stdout.strip()
-        server = subprocess.Popen([*qrgate, "serve", "--workers", str(workers)], env=env)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if httpx.get(f"{url}/healthz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError("server did not start")
-                time.sleep(0.1)
-            yield url, api_key
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+    print_latencies(timings, (*STEPS, "flow"), errors)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--url", help="a running server; without it one is spawned")
-    parser.add_argument("--api-key", default=os.environ.get("QRGATE_BENCH_API_KEY"))
-    parser.add_argument("--users", type=int, default=32)
-    parser.add_argument("--seconds", type=float, default=15)
-    parser.add_argument("--warmup", type=float, default=3)
-    parser.add_argument("--workers", type=int, default=1, help="server workers when spawned")
+    parser = options(__doc__.split("\n\n")[0])
     parser.add_argument("--png", action="store_true", help="phones decode the QR PNG")
     args = parser.parse_args()
     if args.url:
@@ -236,8 +154,7 @@ def main() -> None:
             parser.error("--api-key (or QRGATE_BENCH_API_KEY) is needed with --url")
         asyncio.run(run(args.url, args.api_key, args.users, args.seconds, args.warmup, args.png))
         return
-    with spawned_server(args.workers) as (url, api_key):
-        print(f"spawned server {url} with {args.workers} worker(s) on SQLite")
+    with spawned_server(args.workers, policy='{"number_matching": "always"}') as (url, api_key):
         asyncio.run(run(url, api_key, args.users, args.seconds, args.warmup, args.png))
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, Engine
 
+from qrgate.accounts.api_key_cache import ApiKeyCache
 from qrgate.config import Settings
 from qrgate.core.aead import SecretBox
 from qrgate.core.keyring import KeyRing
@@ -34,6 +35,7 @@ class Runtime:
     # databases run in the thread pool so one slow query cannot stall the loop.
     inline_db: bool = False
     clock: Callable[[], float] = field(default=time.time)
+    api_keys: ApiKeyCache = field(default_factory=ApiKeyCache)
     random: Callable[[int], bytes] = field(default=os.urandom)
 
     def read(self) -> Connection:

@@ -180,14 +180,31 @@ def revoke_api_key(conn: Connection, *, prefix: str, now: float) -> None:
         raise NotFound("no active API key with that prefix", code="api_key_not_found")
 
 
+@dataclass(frozen=True, kw_only=True)
+class ApiKeyRecord:
+    app: AppRecord | None
+    secret_hash: bytes
+    revoked: bool
+
+
+def lookup_api_key(conn: Connection, prefix: str) -> ApiKeyRecord:
+    row = conn.execute(_APP_BY_KEY, {"b_prefix": prefix}).first()
+    if row is None:
+        return ApiKeyRecord(app=None, secret_hash=bytes(32), revoked=True)
+    return ApiKeyRecord(app=_app_record(row), secret_hash=row.secret_hash,
+                        revoked=row.revoked_at is not None)
+
+
+def check_api_key(record: ApiKeyRecord, secret: str) -> AppRecord:
+    # Compared even when the prefix is unknown, so timing does not reveal which exist.
+    if not matches(secret, record.secret_hash) or record.revoked or record.app is None:
+        raise Unauthenticated("API key is not valid", code="bad_api_key")
+    return record.app
+
+
 def authenticate_api_key(conn: Connection, key: str) -> AppRecord:
     prefix, secret = split_api_key(key)
-    row = conn.execute(_APP_BY_KEY, {"b_prefix": prefix}).first()
-    # Compare even when the prefix is unknown, so timing does not reveal which prefixes exist.
-    stored = row.secret_hash if row is not None else bytes(32)
-    if not matches(secret, stored) or row is None or row.revoked_at is not None:
-        raise Unauthenticated("API key is not valid", code="bad_api_key")
-    return _app_record(row)
+    return check_api_key(lookup_api_key(conn, prefix), secret)
 
 
 # --- users ------------------------------------------------------------------------------

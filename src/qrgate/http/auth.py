@@ -46,9 +46,7 @@ def api_key_from(headers: Mapping[str, str]) -> str:
 
 
 def authenticate_app(rt: Runtime, headers: Mapping[str, str]) -> directory.AppRecord:
-    key = api_key_from(headers)
-    with rt.read() as conn:
-        return directory.authenticate_api_key(conn, key)
+    return rt.api_keys.authenticate(rt, api_key_from(headers))
 
 
 def signature_parts(request: SignedRequest) -> tuple[str, int, str]:

@@ -15,7 +15,9 @@ SQLite settings and why:
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -84,11 +86,12 @@ def _sqlite_engine(url: str) -> Engine:
         connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
     )
     event.listen(engine, "connect", _sqlite_on_connect)
-    # One writer at a time per process, queued on a Python lock before BEGIN IMMEDIATE:
-    # SQLite's own busy handler waits by sleeping (in steps of up to 100 ms), which under
-    # load turns sub-millisecond transactions into tail latencies of hundreds of ms.
-    # Other processes on the same file still meet busy_timeout.
-    writer = threading.Lock()
+    # Writers queue before BEGIN IMMEDIATE, on a Python lock (threads of this process) and
+    # an flock on a file beside the database (other processes, e.g. `serve --workers 2`).
+    # SQLite's own busy handler waits by sleeping, in steps of up to 100 ms, which under
+    # load turns sub-millisecond transactions into tail latencies of hundreds of ms; the
+    # kernel wakes an flock waiter as soon as the holder releases.
+    writer = _WriterLock(Path(f"{make_url(url).database}-writer.lock"))
 
     def on_begin(conn: Connection) -> None:
         if conn.get_execution_options().get(READ_ONLY):
@@ -104,6 +107,36 @@ def _sqlite_engine(url: str) -> Engine:
 
     event.listen(engine, "begin", on_begin)
     return engine
+
+
+class _WriterLock:
+    """Both halves of the writer queue. The flock is taken on a file opened per
+    transaction, so closing it releases the lock even if a process dies mid-way."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.threads = threading.Lock()
+        self.fd: int | None = None
+
+    def acquire(self) -> None:
+        self.threads.acquire()
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except BaseException:
+                os.close(fd)
+                raise
+        except BaseException:
+            self.threads.release()
+            raise
+        self.fd = fd
+
+    def release(self) -> None:
+        fd, self.fd = self.fd, None
+        if fd is not None:
+            os.close(fd)  # releases the flock
+        self.threads.release()
 
 
 def _release_writer(info: dict[str, Any]) -> None:
