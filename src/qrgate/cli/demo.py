@@ -35,7 +35,7 @@ DEMO_PASSWORD = "correct horse battery"  # noqa: S105 - a throwaway demo user
 
 
 class DemoFailed(Exception):
-    pass
+    """A demo step failed; the message names the step."""
 
 
 @click.group()

@@ -12,7 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class BodyTooLarge(Exception):
-    pass
+    """Raised into the app when the body outgrows the limit mid-stream."""
 
 
 class BodyLimitMiddleware:
