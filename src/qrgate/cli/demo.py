@@ -27,7 +27,7 @@ from qrgate.core.txsign import read_chain_code
 from qrgate.http.app import create_app
 from qrgate.http.local import serve_in_thread
 from qrgate.qrimage import decode_image, render_png
-from qrgate.runtime import build_runtime
+from qrgate.runtime import Runtime, build_runtime
 from qrgate.storage.audit import verify_audit
 
 T = TypeVar("T")
@@ -145,14 +145,15 @@ def _confirm(data_dir: Path) -> None:
         phone.close()
         browser.close()
 
-    def audit() -> None:
-        with rt.read() as conn:
-            report = verify_audit(conn)
-        _expect(report.ok, f"audit chain broken: {report.problem}")
-        steps.say(f"{report.checked} audit entries, chain intact")
-
-    steps.run("qrgate audit verify", audit)
+    steps.run("qrgate audit verify", partial(_audit_intact, rt, steps))
     rt.close()
+
+
+def _audit_intact(rt: Runtime, steps: Steps) -> None:
+    with rt.read() as conn:
+        report = verify_audit(conn)
+    _expect(report.ok, f"audit chain broken: {report.problem}")
+    steps.say(f"{report.checked} audit entries, chain intact")
 
 
 def _expect(condition: object, message: str) -> None:
@@ -243,11 +244,5 @@ def _txsign(data_dir: Path) -> None:
                       other["transaction_id"], stolen), "wrong_response"))
         platform.close()
 
-    def audit() -> None:
-        with rt.read() as conn:
-            report = verify_audit(conn)
-        _expect(report.ok, f"audit chain broken: {report.problem}")
-        steps.say(f"{report.checked} audit entries, chain intact")
-
-    steps.run("qrgate audit verify", audit)
+    steps.run("qrgate audit verify", partial(_audit_intact, rt, steps))
     rt.close()
