@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Connection, Row
 
 from qrgate.core.audit_chain import (
@@ -28,7 +28,7 @@ from qrgate.core.audit_chain import (
     entry_digest,
     verify_chain,
 )
-from qrgate.storage.models import AuditEntry, AuditHead
+from qrgate.storage.models import AuditEntry, AuditHead, audit_head
 
 MAX_SEARCH_LIMIT = 1000
 
@@ -36,8 +36,15 @@ MAX_SEARCH_LIMIT = 1000
 # them, so check here to behave the same on both.
 _WIDTHS = {"event": 48, "reason": 48, "scheme": 16, "device_id": 32, "challenge_id": 32}
 
-_LOCK_HEAD = text("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
-_SET_HEAD_HASH = text("UPDATE audit_head SET hash = :hash WHERE id = 1")
+# Core statements rather than text(): their compiled form, result metadata included, is
+# cached, where a text() RETURNING rebuilt its result metadata on every append.
+_LOCK_HEAD = (
+    update(audit_head).where(audit_head.c.id == 1)
+    .values(seq=audit_head.c.seq + 1).returning(audit_head.c.seq, audit_head.c.hash)
+)
+_SET_HEAD_HASH = (
+    update(audit_head).where(audit_head.c.id == 1).values(hash=bindparam("b_hash"))
+)
 # Built once and given parameters per call: building ``.values(...)`` each time cost more
 # than the three statements themselves.
 _INSERT_ENTRY = insert(AuditEntry)
@@ -123,7 +130,7 @@ def append_audit(
             "hash": digest,
         },
     )
-    conn.execute(_SET_HEAD_HASH, {"hash": digest})
+    conn.execute(_SET_HEAD_HASH, {"b_hash": digest})
     return seq
 
 
