@@ -187,9 +187,3 @@ class Rejected(QrgateError):
     code = "rejected"
     status = 403
     title = "Rejected"
-
-
-class RateLimited(QrgateError):
-    code = "rate_limited"
-    status = 429
-    title = "Too many requests"

@@ -449,19 +449,9 @@ class ConfirmMachine(RuleBasedStateMachine):
         def fail(*errors: ErrorKey) -> Expect:
             return Expect(errors=errors, audited_challenge=ch.id)
 
-        if ch.attempts >= MAX_FAILURES:
-            return fail((Locked, "locked"))
-        if DEVICE_STATUS[device] != "active":
-            self._count(ch)
-            return fail((NotBound, "not_bound"))
-        if DEVICE_OWNERS[device] != "alice":
-            self._count(ch)
-            return fail((NotBound, "wrong_user"))
-        if ch.state in TERMINAL:
-            return fail(self._terminal_error(ch))
-        if self._expired(ch):
-            self._expire(ch)
-            return fail((Expired, "expired"))
+        refused = self._device_and_open_refusal(ch, device)
+        if refused is not None:
+            return refused
         if ch.state == "scanned":
             # SPEC: a code scanned twice kills the challenge.
             self._kill(ch, "scanned_twice")
@@ -548,8 +538,10 @@ class ConfirmMachine(RuleBasedStateMachine):
             success_reason="approved" if decision == Decision.APPROVE else "denied_by_user",
         )
 
-    def _expect_decision(self, ch: ModelChallenge, device: str, decision: Decision,
-                         number: int | None) -> Expect:
+    def _device_and_open_refusal(self, ch: ModelChallenge, device: str) -> Expect | None:
+        """What scan and decide both check first, as ``core.confirm`` does: the attempt
+        budget, the device and its owner, then that the challenge is still open; past its
+        expiry a challenge is expired for every caller, whatever else is wrong."""
         def fail(*errors: ErrorKey) -> Expect:
             return Expect(errors=errors, audited_challenge=ch.id)
 
@@ -564,10 +556,18 @@ class ConfirmMachine(RuleBasedStateMachine):
         if ch.state in TERMINAL:
             return fail(self._terminal_error(ch))
         if self._expired(ch):
-            # Past its expiry the challenge is expired for every caller, whatever else
-            # would be wrong with the request.
             self._expire(ch)
             return fail((Expired, "expired"))
+        return None
+
+    def _expect_decision(self, ch: ModelChallenge, device: str, decision: Decision,
+                         number: int | None) -> Expect:
+        def fail(*errors: ErrorKey) -> Expect:
+            return Expect(errors=errors, audited_challenge=ch.id)
+
+        refused = self._device_and_open_refusal(ch, device)
+        if refused is not None:
+            return refused
         if ch.state != "scanned":
             return fail((Rejected, "not_scanned"))
         if device != ch.device:

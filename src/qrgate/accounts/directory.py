@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from qrgate.accounts.tokens import digest, matches, new_api_key, split_api_key
+from qrgate.accounts.tokens import digest, matches, new_api_key
 from qrgate.core.passwords import hash_password, verify_password
 from qrgate.core.policy import AppPolicy, VerifierKind
 from qrgate.errors import Conflict, Frozen, Locked, NotFound, Unauthenticated
@@ -201,10 +201,6 @@ def check_api_key(record: ApiKeyRecord, secret: str) -> AppRecord:
         raise Unauthenticated("API key is not valid", code="bad_api_key")
     return record.app
 
-
-def authenticate_api_key(conn: Connection, key: str) -> AppRecord:
-    prefix, secret = split_api_key(key)
-    return check_api_key(lookup_api_key(conn, prefix), secret)
 
 
 # --- users ------------------------------------------------------------------------------

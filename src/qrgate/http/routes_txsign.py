@@ -143,9 +143,9 @@ async def start(request: Request, body: wire.TransactionIn) -> wire.TransactionS
         started = platform.start(rt, app=app, text=text, parent_code=body.parent_code)
         parent_links = []
         if started.parent is not None:
-            with rt.read() as conn:
-                parent_links = [link_out(link, platform.load(conn, link.transaction_id.hex())
-                                         .text) for link in started.parent.links]
+            texts = platform.link_texts(rt, started.parent)
+            parent_links = [link_out(link, text) for link, text
+                            in zip(started.parent.links, texts, strict=True)]
         return wire.TransactionStarted(
             **transaction_out(started.transaction, now=rt.clock()).model_dump(),
             question=started.question, suite=started.suite,

@@ -315,6 +315,12 @@ def verify_chain_code(rt: Runtime, *, code: str) -> tuple[Chain, list[Transactio
     """Verify a chain code as any party would, then fetch link texts the QR left out from
     this server's records and check them against their signed digests."""
     chain = read_chain_code(code, keys=rt.keyring, now=rt.clock())
+    return chain, link_texts(rt, chain)
+
+
+def link_texts(rt: Runtime, chain: Chain) -> list[TransactionText]:
+    """Each link's text: from the QR where it travelled (already checked against its
+    digest), else from this server's records, checked against the signed digest."""
     texts: list[TransactionText] = []
     with rt.read() as conn:
         for link in chain.links:
@@ -324,4 +330,4 @@ def verify_chain_code(rt: Runtime, *, code: str) -> tuple[Chain, list[Transactio
             row = load(conn, link.transaction_id.hex())
             check_link_text(link, row.text)
             texts.append(row.text)
-    return chain, texts
+    return texts
