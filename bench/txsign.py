@@ -63,8 +63,8 @@ async def enrol(http: Http, api: dict[str, str], keys: PublicKeySet, login: str)
 async def transaction(http: Http, api: dict[str, str], token: SoftToken, png: bool,
                       parent_code: str | None, timings: dict[str, list[float]]) -> str:
     """One signed transaction; returns its chain code."""
-    body = {"account": token.login, "platform": "bench-banking",
-            "demand": "transfer 25.00 EUR to ACME", "comment": "benchmark transfer"}
+    body = {"account": token.login, "demand": "transfer 25.00 EUR to ACME",
+            "comment": "benchmark transfer"}
     if parent_code is not None:
         body["parent_code"] = parent_code
     t0 = time.perf_counter()

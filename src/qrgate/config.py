@@ -1,20 +1,49 @@
 """Server settings, read once from the environment (every variable is listed in README).
 
-Nothing else in qrgate reads ``os.environ``: the app factory takes a ``Settings`` so tests and
-several nodes in one process can run side by side with different configurations.
+Nothing else in qrgate reads ``os.environ`` (the command line's ``QRGATE_DEBUG`` aside): the
+app factory takes a ``Settings`` so tests and several nodes in one process can run side by side
+with different configurations.
+
+Every value is checked here, and a bad one raises :class:`~qrgate.errors.InvalidField` naming
+the variable and what it accepts: a deployment must be fixable from that one line. An empty
+variable counts as unset.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Final
 
 from qrgate.errors import InvalidField
 
 # NIST SP 800-63B-4: out-of-band approvals expire within 10 minutes.
 MAX_CONFIRM_TTL = 600
+
+# uvicorn's names, quietest first.
+LOG_LEVELS: Final = ("critical", "error", "warning", "info", "debug", "trace")
+
+# variable: (field, lowest, highest, unit). Bounds keep a typo (a missing digit, seconds
+# given as minutes) from starting a server that locks everyone out or never expires anything.
+INTEGER_RANGES: Final[dict[str, tuple[str, int, int, str]]] = {
+    "QRGATE_PORT": ("port", 1, 65_535, ""),
+    "QRGATE_CONFIRM_TTL": ("confirm_ttl", 10, MAX_CONFIRM_TTL, " seconds"),
+    "QRGATE_CODE_TTL": ("code_ttl", 5, MAX_CONFIRM_TTL, " seconds"),
+    "QRGATE_ENROL_TTL": ("enrol_ttl", 60, 86_400, " seconds"),
+    "QRGATE_MAX_BODY_BYTES": ("max_body_bytes", 1_024, 1_048_576, " bytes"),
+    "QRGATE_MAX_HEADER_BYTES": ("max_header_bytes", 1_024, 1_048_576, " bytes"),
+    "QRGATE_DEVICE_CLOCK_SKEW": ("device_clock_skew", 1, 900, " seconds"),
+    "QRGATE_MAX_FAILURES": ("max_failures", 1, 100, ""),
+    "QRGATE_USER_MAX_FAILURES": ("user_max_failures", 1, 100, ""),
+    "QRGATE_AUDIT_CHECKPOINT_SECONDS": ("audit_checkpoint_seconds", 0, 86_400, " seconds"),
+    "QRGATE_KEY_REFRESH_SECONDS": ("key_refresh_seconds", 1, 300, " seconds"),
+}
+
+# The databases qrgate.storage.db runs on: SQLite, and PostgreSQL through psycopg 3.
+_DATABASE_URL: Final = re.compile(r"(sqlite(\+[a-z]+)?|postgresql(\+psycopg)?)://", re.ASCII)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -30,23 +59,44 @@ class Settings:
     code_ttl: int = 30
     enrol_ttl: int = 600
     max_body_bytes: int = 16_384
+    max_header_bytes: int = 16_384
+    # One structured line per request (logger qrgate.access).
+    access_log: bool = True
     device_clock_skew: int = 120
     max_failures: int = 5
     # Consecutive failed proofs (wrong number, wrong one-time password) across a user's
     # challenges before new ones are refused: a new challenge never resets the count.
     user_max_failures: int = 10
     log_level: str = "info"
+    # How often each server signs an audit checkpoint when the log grew; 0 turns it off.
+    audit_checkpoint_seconds: int = 60
+    # How often each node re-reads the signing keys even without a rotation hint (SQLite
+    # processes get none from each other); see qrgate.keys.
+    key_refresh_seconds: int = 5
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        if not 10 <= self.confirm_ttl <= MAX_CONFIRM_TTL:
-            raise InvalidField(f"QRGATE_CONFIRM_TTL must be 10..{MAX_CONFIRM_TTL} seconds")
-        if not 5 <= self.code_ttl <= self.confirm_ttl:
-            raise InvalidField("QRGATE_CODE_TTL must be 5 seconds up to QRGATE_CONFIRM_TTL")
-        if not 1 <= self.max_failures <= 100:
-            raise InvalidField("QRGATE_MAX_FAILURES must be 1..100")
-        if not 1 <= self.user_max_failures <= 100:
-            raise InvalidField("QRGATE_USER_MAX_FAILURES must be 1..100")
+        for variable, (name, lowest, highest, unit) in INTEGER_RANGES.items():
+            value: int = getattr(self, name)
+            if not lowest <= value <= highest:
+                raise InvalidField(f"{variable} must be {lowest}..{highest}{unit}, not {value}")
+        if self.code_ttl > self.confirm_ttl:
+            raise InvalidField(f"QRGATE_CODE_TTL ({self.code_ttl}) must not exceed "
+                               f"QRGATE_CONFIRM_TTL ({self.confirm_ttl})")
+        if self.log_level not in LOG_LEVELS:
+            raise InvalidField(f"QRGATE_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, "
+                               f"not {self.log_level!r}")
+        if not self.host.strip():
+            raise InvalidField("QRGATE_HOST must not be empty")
+        if not self.public_url.startswith(("http://", "https://")):
+            raise InvalidField("QRGATE_PUBLIC_URL must start with http:// or https://, "
+                               f"not {self.public_url!r}")
+        if not self.issuer.strip():
+            raise InvalidField("QRGATE_ISSUER must not be empty")
+        # The value itself is left out of the message: it may carry a password.
+        if self.database_url is not None and not _DATABASE_URL.match(self.database_url):
+            raise InvalidField("QRGATE_DATABASE_URL must be a postgresql+psycopg:// or a "
+                               "sqlite:/// URL, e.g. postgresql+psycopg://user@host/db")
 
     @property
     def resolved_database_url(self) -> str:
@@ -58,31 +108,54 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         source = dict(os.environ if env is None else env)
 
+        def text(name: str, default: str) -> str:
+            return source.get(name, "").strip() or default
+
         def integer(name: str, default: int) -> int:
-            raw = source.get(name)
-            if raw is None or raw == "":
+            raw = text(name, "")
+            if not raw:
                 return default
             try:
                 return int(raw)
             except ValueError:
-                raise InvalidField(f"{name} must be an integer") from None
+                accepted = ""
+                if name in INTEGER_RANGES:
+                    _, lowest, highest, unit = INTEGER_RANGES[name]
+                    accepted = f" {lowest}..{highest}{unit}"
+                raise InvalidField(f"{name} must be an integer{accepted}, not {raw!r}") from None
+
+        def switch(name: str, default: bool) -> bool:
+            raw = text(name, "on" if default else "off").lower()
+            if raw not in ("on", "off"):
+                raise InvalidField(f"{name} must be on or off, not {raw!r}")
+            return raw == "on"
 
         port = integer("QRGATE_PORT", 8000)
-        host = source.get("QRGATE_HOST", "127.0.0.1")
+        host = text("QRGATE_HOST", "127.0.0.1")
         return cls(
-            data_dir=Path(source.get("QRGATE_DATA_DIR", "qrgate-data")),
-            database_url=source.get("QRGATE_DATABASE_URL") or None,
+            data_dir=Path(text("QRGATE_DATA_DIR", "qrgate-data")),
+            database_url=text("QRGATE_DATABASE_URL", "") or None,
             host=host,
             port=port,
-            public_url=source.get("QRGATE_PUBLIC_URL", f"http://{host}:{port}"),
-            issuer=source.get("QRGATE_ISSUER", "qrgate"),
+            # Links are built as public_url + "/v1/...": a trailing slash would double.
+            public_url=text("QRGATE_PUBLIC_URL", http_url(host, port)).rstrip("/"),
+            issuer=text("QRGATE_ISSUER", "qrgate"),
             confirm_ttl=integer("QRGATE_CONFIRM_TTL", 300),
             code_ttl=integer("QRGATE_CODE_TTL", 30),
             enrol_ttl=integer("QRGATE_ENROL_TTL", 600),
             max_body_bytes=integer("QRGATE_MAX_BODY_BYTES", 16_384),
+            max_header_bytes=integer("QRGATE_MAX_HEADER_BYTES", 16_384),
+            access_log=switch("QRGATE_ACCESS_LOG", True),
             device_clock_skew=integer("QRGATE_DEVICE_CLOCK_SKEW", 120),
             max_failures=integer("QRGATE_MAX_FAILURES", 5),
             user_max_failures=integer("QRGATE_USER_MAX_FAILURES", 10),
-            log_level=source.get("QRGATE_LOG_LEVEL", "info"),
+            log_level=text("QRGATE_LOG_LEVEL", "info").lower(),
+            audit_checkpoint_seconds=integer("QRGATE_AUDIT_CHECKPOINT_SECONDS", 60),
+            key_refresh_seconds=integer("QRGATE_KEY_REFRESH_SECONDS", 5),
             env=source,
         )
+
+
+def http_url(host: str, port: int) -> str:
+    """``http://host:port``, with an IPv6 address in brackets as URLs need it."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"

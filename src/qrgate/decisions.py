@@ -1,6 +1,13 @@
 """Running a decision: its state change and its audit entry commit together, and a failure
 is audited (with its reason code) and its side effects (attempt counters, killing a
 challenge) are kept, in a transaction of their own after the failed one rolled back.
+
+Retries by the same party are not failures. A client whose reply was lost sends the same
+request again; several nodes may even get copies at once. ``repeat_of`` recognises such a
+repeat from what the first request left in the database (the same device already scanned
+this code, the transaction is already signed with this very response) and returns the
+answer the first request got. It is asked before the work, and again before a failure is
+counted: the twin may have committed between our read and our write.
 """
 
 from __future__ import annotations
@@ -48,15 +55,22 @@ def run_decision(
     now: float,
     work: Callable[[Connection], tuple[T, str]],
     on_failure: Callable[[Connection, QrgateError], None] | None = None,
+    repeat_of: Callable[[Connection], T | None] | None = None,
 ) -> T:
-    """``work`` returns ``(result, reason)``; the reason code goes to the audit log."""
+    """``work`` returns ``(result, reason)``; the reason code goes to the audit log.
+    ``repeat_of`` returns the earlier answer when this request repeats one that succeeded
+    (then nothing is written), else None."""
     try:
         with rt.engine.begin() as conn:
+            if repeat_of is not None and (earlier := repeat_of(conn)) is not None:
+                return earlier
             result, reason = work(conn)
             subject.record(conn, now=now, reason=reason)
         return result
     except QrgateError as error:
         with rt.engine.begin() as conn:
+            if repeat_of is not None and (earlier := repeat_of(conn)) is not None:
+                return earlier
             if on_failure is not None:
                 on_failure(conn, error)
             subject.record(conn, now=now, reason=error.code)

@@ -3,21 +3,57 @@
 Each subclass carries a stable machine-readable ``code`` (what clients branch on and what
 lands in the audit log as the reason) and the HTTP status the API maps it to. Callers can
 tell malformed input from a forged code from an expired challenge by type alone.
+
+Every code qrgate can emit is listed in :data:`ErrorCode`: ``code=`` arguments are typed
+with it, so mypy refuses a code that is not listed, and the OpenAPI document enumerates
+exactly this list.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal, get_args
+
+ErrorCode = Literal[
+    # malformed or oversized input
+    "malformed", "malformed_code", "unsupported_version", "payload_too_large",
+    "headers_too_large", "invalid_field", "invalid_request", "invalid_amount",
+    "unreadable_image", "bad_public_key", "bad_key_material", "unsupported_key",
+    "kid_mismatch", "bad_jwks", "reserved_claim", "bad_ocra_suite", "bad_ocra_input",
+    "bad_chain", "unsupported_media_type",
+    # cryptographic failures
+    "bad_signature", "unknown_key", "wrong_code_type", "decryption_failed",
+    # callers
+    "unauthenticated", "missing_api_key", "bad_api_key", "missing_signature",
+    "missing_credentials", "unknown_device", "device_unbound", "stale_request",
+    "bad_credentials", "forbidden", "wrong_browser",
+    # lookups and conflicts
+    "not_found", "challenge_not_found", "transaction_not_found", "token_not_found",
+    "user_not_found", "device_not_found", "app_not_found", "org_not_found",
+    "enrolment_not_found", "api_key_not_found", "method_not_allowed",
+    "conflict", "org_exists", "app_exists", "user_exists", "token_exists",
+    # challenge lifecycle and checks
+    "expired", "not_yet_valid", "replayed", "already_decided", "scanned_twice",
+    "response_replayed", "otp_replayed", "already_activated", "code_superseded",
+    "not_bound", "wrong_device", "wrong_user", "number_mismatch", "number_required",
+    "locked", "user_locked", "token_locked", "frozen", "verifier_unavailable",
+    "wrong_verifier", "rejected", "wrong_issuer", "field_mismatch", "not_pending",
+    "not_scanned", "not_signed", "wrong_otp", "wrong_response", "resync_failed",
+    "token_inactive", "no_token", "unknown_parent", "tampered_chain", "chain_too_long",
+    "broken_chain", "text_mismatch", "unknown_platform",
+    # the server itself
+    "internal_error", "database_unavailable",
+]
+ERROR_CODES: tuple[str, ...] = get_args(ErrorCode)
 
 
 class QrgateError(Exception):
     """Base of every error qrgate raises on purpose."""
 
-    code: ClassVar[str] = "error"
+    code: ClassVar[ErrorCode] = "rejected"
     status: ClassVar[int] = 400
     title: ClassVar[str] = "Request failed"
 
-    def __init__(self, detail: str | None = None, *, code: str | None = None) -> None:
+    def __init__(self, detail: str | None = None, *, code: ErrorCode | None = None) -> None:
         super().__init__(detail or self.title)
         self.detail = detail or self.title
         # A subclass instance may narrow its code (e.g. Rejected("...", code="wrong_user")).
@@ -29,7 +65,7 @@ class QrgateError(Exception):
 
 
 class Malformed(QrgateError):
-    code = "malformed"
+    code: ClassVar[ErrorCode] = "malformed"
     status = 400
     title = "Malformed input"
 
@@ -37,23 +73,23 @@ class Malformed(QrgateError):
 class MalformedCode(Malformed):
     """A QR payload that does not parse: wrong prefix, bad Base45, bad CBOR, bad COSE."""
 
-    code = "malformed_code"
+    code: ClassVar[ErrorCode] = "malformed_code"
     title = "Malformed QR code"
 
 
 class UnsupportedVersion(MalformedCode):
-    code = "unsupported_version"
+    code: ClassVar[ErrorCode] = "unsupported_version"
     title = "Unsupported code version"
 
 
 class PayloadTooLarge(Malformed):
-    code = "payload_too_large"
+    code: ClassVar[ErrorCode] = "payload_too_large"
     status = 413
     title = "Payload too large"
 
 
 class InvalidField(Malformed):
-    code = "invalid_field"
+    code: ClassVar[ErrorCode] = "invalid_field"
     status = 422
     title = "Invalid field"
 
@@ -62,24 +98,24 @@ class InvalidField(Malformed):
 
 
 class BadSignature(QrgateError):
-    code = "bad_signature"
+    code: ClassVar[ErrorCode] = "bad_signature"
     status = 401
     title = "Signature does not verify"
 
 
 class UnknownKey(BadSignature):
-    code = "unknown_key"
+    code: ClassVar[ErrorCode] = "unknown_key"
     title = "Unknown or retired key id"
 
 
 class WrongCodeType(QrgateError):
-    code = "wrong_code_type"
+    code: ClassVar[ErrorCode] = "wrong_code_type"
     status = 422
     title = "Code is of another kind"
 
 
 class DecryptionFailed(QrgateError):
-    code = "decryption_failed"
+    code: ClassVar[ErrorCode] = "decryption_failed"
     status = 500
     title = "Stored secret could not be decrypted"
 
@@ -88,19 +124,19 @@ class DecryptionFailed(QrgateError):
 
 
 class Unauthenticated(QrgateError):
-    code = "unauthenticated"
+    code: ClassVar[ErrorCode] = "unauthenticated"
     status = 401
     title = "Authentication required"
 
 
 class Forbidden(QrgateError):
-    code = "forbidden"
+    code: ClassVar[ErrorCode] = "forbidden"
     status = 403
     title = "Not allowed"
 
 
 class BadCredentials(Unauthenticated):
-    code = "bad_credentials"
+    code: ClassVar[ErrorCode] = "bad_credentials"
     title = "Wrong password or code"
 
 
@@ -108,13 +144,13 @@ class BadCredentials(Unauthenticated):
 
 
 class NotFound(QrgateError):
-    code = "not_found"
+    code: ClassVar[ErrorCode] = "not_found"
     status = 404
     title = "Not found"
 
 
 class Conflict(QrgateError):
-    code = "conflict"
+    code: ClassVar[ErrorCode] = "conflict"
     status = 409
     title = "Conflict"
 
@@ -123,60 +159,60 @@ class Conflict(QrgateError):
 
 
 class Expired(QrgateError):
-    code = "expired"
+    code: ClassVar[ErrorCode] = "expired"
     status = 410
     title = "Expired"
 
 
 class Replayed(QrgateError):
-    code = "replayed"
+    code: ClassVar[ErrorCode] = "replayed"
     status = 409
     title = "Already used"
 
 
 class AlreadyDecided(Replayed):
-    code = "already_decided"
+    code: ClassVar[ErrorCode] = "already_decided"
     title = "Challenge already decided"
 
 
 class Superseded(QrgateError):
     """A rotated-out code: the page shows a newer one."""
 
-    code = "code_superseded"
+    code: ClassVar[ErrorCode] = "code_superseded"
     status = 410
     title = "Code was replaced by a newer one"
 
 
 class NotBound(QrgateError):
-    code = "not_bound"
+    code: ClassVar[ErrorCode] = "not_bound"
     status = 403
     title = "Device is not bound to this user"
 
 
 class WrongDevice(NotBound):
-    code = "wrong_device"
+    code: ClassVar[ErrorCode] = "wrong_device"
     title = "Challenge was scanned by another device"
 
 
 class NumberMismatch(QrgateError):
-    code = "number_mismatch"
+    code: ClassVar[ErrorCode] = "number_mismatch"
     status = 403
     title = "Number does not match"
 
 
 class Locked(QrgateError):
-    code = "locked"
+    code: ClassVar[ErrorCode] = "locked"
     status = 423
     title = "Locked after too many failures"
 
 
 class Frozen(Locked):
-    code = "frozen"
+    code: ClassVar[ErrorCode] = "frozen"
     title = "Account or device is frozen"
 
 
 class VerifierUnavailable(QrgateError):
-    code = "verifier_unavailable"
+    code: ClassVar[ErrorCode] = "verifier_unavailable"
     status = 409
     title = "Verifier not available for this user"
 
@@ -184,6 +220,17 @@ class VerifierUnavailable(QrgateError):
 class Rejected(QrgateError):
     """A check failed in a way that has no more specific type; ``code`` says which check."""
 
-    code = "rejected"
+    code: ClassVar[ErrorCode] = "rejected"
     status = 403
     title = "Rejected"
+
+
+# --- the server itself --------------------------------------------------------------------
+
+
+class DatabaseUnavailable(QrgateError):
+    """The database refused or dropped the connection: the request may be retried."""
+
+    code: ClassVar[ErrorCode] = "database_unavailable"
+    status = 503
+    title = "Database unavailable"

@@ -29,7 +29,7 @@ from psycopg import sql
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, make_url
 
-from qrgate.storage.db import after_commit
+from qrgate.storage.db import CONNECT_TIMEOUT_SECONDS, after_commit
 
 CHANNEL = "qrgate_events"
 MAX_TOPIC_LENGTH = 64
@@ -231,6 +231,7 @@ class PostgresEventBus:
             self._dsn,
             autocommit=True,
             application_name=self._application_name,
+            connect_timeout=CONNECT_TIMEOUT_SECONDS,
             # Let the kernel notice a peer that vanished without closing the socket.
             keepalives=1,
             keepalives_idle=30,
@@ -255,7 +256,9 @@ class PostgresEventBus:
                 # A quiet period: prove the link still works, or fail into reconnecting.
                 await conn.execute("SELECT 1")
             except psycopg.Error as error:
-                _log.warning("event listener lost its connection: %s", error)
+                # The class only: a driver's message may quote the connection string.
+                _log.warning("event listener lost its connection (%s); reconnecting",
+                             type(error).__name__)
                 self._listener = None
                 await conn.close()
                 self._listener = await self._reconnect()
@@ -267,7 +270,8 @@ class PostgresEventBus:
             try:
                 conn = await self._listen()
             except psycopg.Error as error:
-                _log.warning("event listener cannot reconnect yet: %s", error)
+                # Said once when the connection was lost; each retry only at debug level.
+                _log.debug("event listener cannot reconnect yet (%s)", type(error).__name__)
                 delay = min(delay * 2, self._max_backoff)
             else:
                 _log.info("event listener reconnected")

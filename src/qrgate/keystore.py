@@ -1,33 +1,29 @@
-"""Loads, creates and rotates the server's key material.
+"""Key material that stays out of the database: the KEK and keys managed outside qrgate.
 
-On first start :func:`load_or_create` lays out, under ``data_dir`` (created with mode 0700)::
+Code-signing keys live in the database, sealed under the key-encryption key (KEK), and are
+shared by every node (see :mod:`qrgate.keys` and docs/keys.md). What stays in files:
 
-    keys/                          mode 0700
-    keys/signing-<kidhex>.pem      ES256 (P-256) private key, PKCS8 PEM, unencrypted, 0600
-    keys/active                    hex kid of the key that signs new codes
-    keys/retired                   hex kids, one a line, that no longer verify
-    keys/kek                       32 random bytes, 0600: the key-encryption key of SecretBox
+``keys/kek`` under ``data_dir``
+    32 random bytes, 0600: the KEK of :class:`~qrgate.core.aead.SecretBox`. It is made on
+    first start together with ``keys/`` (mode 0700), and only then: if ``keys/`` exists
+    but ``keys/kek`` does not, loading fails instead of making a new KEK, because a new KEK
+    would leave every secret already stored in the database unreadable.
+``keys/signing-<kidhex>.pem``, ``keys/active``, ``keys/retired``
+    The ring earlier versions kept here (PKCS8 PEM private keys, the hex kid of the one that
+    signs, hex kids one a line that no longer verify). :func:`load_legacy_ring` reads it so
+    that the first start on a database without keys imports it; the files are never
+    written, and never read again once the database holds keys.
 
-Every ``signing-*.pem`` that is neither active nor retired stays a verify-only key, so codes
-signed before a :func:`rotate` keep verifying until the key is :func:`retire`-d. Retiring
-keeps the PEM file (the step can be undone by editing ``keys/retired``); delete it by hand
-once no code signed with it can still be around.
-
-The KEK is only ever generated together with a fresh ``keys/`` directory. If ``keys/``
-exists but ``keys/kek`` does not, loading fails instead of making a new KEK, because a new
-KEK would leave every secret already stored in the database unreadable.
-
-Environment overrides for production (when set, they are used and nothing is written for
-them; an empty value counts as unset):
+Environment overrides for production (an empty value counts as unset):
 
 ``QRGATE_SIGNING_KEY_FILE``
-    PEM file (PKCS8 or SEC1, unencrypted) with the P-256 private key that signs. The
-    ``keys/`` signing files are then ignored entirely, and :func:`rotate` / :func:`retire`
-    do not apply: rotate by deploying a new file and listing the old one in
+    PEM file (PKCS8 or SEC1, unencrypted) with the P-256 private key that signs. The keys in
+    the database are then not used for signing or verifying codes, and rotation does not
+    apply: rotate by deploying a new file and listing the old one in
     ``QRGATE_VERIFY_KEY_FILES``.
 ``QRGATE_VERIFY_KEY_FILES``
     Comma-separated list of PEM files, private or public P-256 keys, that verify but never
-    sign: older keys not yet retired. Added to the file-managed keys or to the key above.
+    sign: older keys not yet retired. Added to the key above or to the database's keys.
 ``QRGATE_KEK_FILE``
     File holding the 32-byte KEK, either as 32 raw bytes or as 64 hex characters
     (surrounding whitespace allowed). ``keys/kek`` is then neither read nor created.
@@ -39,7 +35,6 @@ inconsistent files.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
@@ -53,8 +48,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from qrgate.core.aead import KEY_LEN
-from qrgate.core.keyring import KID_LEN, KeyRing, SigningKey, kid_for
-from qrgate.errors import Conflict, InvalidField, NotFound
+from qrgate.core.keyring import KID_LEN, SigningKey, kid_for
+from qrgate.errors import InvalidField
 
 ENV_SIGNING_KEY_FILE: Final = "QRGATE_SIGNING_KEY_FILE"
 ENV_VERIFY_KEY_FILES: Final = "QRGATE_VERIFY_KEY_FILES"
@@ -72,11 +67,28 @@ PublicKeys = dict[bytes, ec.EllipticCurvePublicKey]
 
 @dataclass(frozen=True, kw_only=True, repr=False)
 class KeyMaterial:
-    keyring: KeyRing
+    """The KEK, plus the keys the environment names (``signing_key`` None: none named)."""
+
     kek: bytes
+    signing_key: SigningKey | None
+    verify_keys: PublicKeys
 
     def __repr__(self) -> str:
-        return f"KeyMaterial(keyring={self.keyring!r}, kek=<redacted>)"
+        signing = None if self.signing_key is None else self.signing_key.kid.hex()
+        return (f"KeyMaterial(kek=<redacted>, signing_key={signing}, "
+                f"verify_keys={sorted(kid.hex() for kid in self.verify_keys)})")
+
+
+@dataclass(frozen=True, kw_only=True)
+class LegacyRing:
+    """The file-managed ring of earlier versions, as found under ``keys/``."""
+
+    active: SigningKey
+    verify_only: tuple[SigningKey, ...]
+    retired: tuple[SigningKey, ...]
+    # When the last key was retired (the mtime of keys/retired): the files keep no date
+    # per key, and this bounds every retirement from above.
+    retired_at: float
 
 
 def _bad(detail: str) -> InvalidField:
@@ -104,22 +116,6 @@ def _write_new(path: Path, data: bytes) -> None:
         os.fsync(fd)
 
 
-def _replace(path: Path, data: bytes) -> None:
-    """Atomically replace ``path``: readers see the old or the new content, never half."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
 def _read(path: Path) -> bytes:
     try:
         return path.read_bytes()
@@ -128,14 +124,6 @@ def _read(path: Path) -> bytes:
 
 
 # --- key files -------------------------------------------------------------------------
-
-
-def _pem_for(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
 
 
 def _load_private(path: Path) -> ec.EllipticCurvePrivateKey:
@@ -162,7 +150,7 @@ def _load_public(path: Path) -> ec.EllipticCurvePublicKey:
 
 
 def _signing_key(path: Path) -> SigningKey:
-    # The file's mtime is the key's creation time: rotate() stamps it with its ``now``.
+    # The file's mtime is the key's creation time: earlier versions' rotate stamped it.
     return SigningKey.from_private_key(_load_private(path), created_at=path.stat().st_mtime)
 
 
@@ -176,17 +164,7 @@ def _kid_from_hex(text: str, *, where: Path) -> bytes:
     return kid
 
 
-# --- the file-managed ring -------------------------------------------------------------
-
-
-@dataclass(frozen=True, kw_only=True)
-class _FileRing:
-    active: SigningKey
-    others: dict[bytes, SigningKey]
-    retired: frozenset[bytes]
-
-    def verify_only(self) -> PublicKeys:
-        return {kid: key.public_key for kid, key in self.others.items() if kid not in self.retired}
+# --- the legacy file-managed ring ------------------------------------------------------
 
 
 def _pem_files(keys_dir: Path) -> dict[bytes, Path]:
@@ -199,20 +177,28 @@ def _pem_files(keys_dir: Path) -> dict[bytes, Path]:
     return found
 
 
-def _read_retired(keys_dir: Path) -> frozenset[bytes]:
+def _read_retired(keys_dir: Path) -> tuple[frozenset[bytes], float]:
     path = keys_dir / RETIRED_FILE
     if not path.exists():
-        return frozenset()
+        return frozenset(), 0.0
     lines = _read(path).decode("ascii", "replace").split()
-    return frozenset(_kid_from_hex(line, where=path) for line in lines)
+    return frozenset(_kid_from_hex(line, where=path) for line in lines), path.stat().st_mtime
 
 
-def _load_file_ring(keys_dir: Path) -> _FileRing:
+def load_legacy_ring(data_dir: Path) -> LegacyRing | None:
+    """The ring an earlier version kept under ``data_dir/keys``, or None if there is none.
+
+    An inconsistent directory (a PEM named after another key, a missing or retired active
+    key) is refused rather than half imported: the operator must say which key signs.
+    """
+    keys_dir = data_dir / KEYS_DIR
     active_path = keys_dir / ACTIVE_FILE
+    if not keys_dir.is_dir():
+        return None
     if not active_path.exists():
         if _pem_files(keys_dir):
             raise _bad(f"{active_path} is missing but signing keys exist; restore it")
-        raise NotFound(f"no file-managed signing key under {keys_dir}")
+        return None
     active_text = _read(active_path).decode("ascii", "replace").strip()
     active_kid = _kid_from_hex(active_text, where=active_path)
     keys: dict[bytes, SigningKey] = {}
@@ -224,40 +210,27 @@ def _load_file_ring(keys_dir: Path) -> _FileRing:
     active = keys.pop(active_kid, None)
     if active is None:
         raise _bad(f"the active key {active_kid.hex()} has no signing-*.pem file")
-    retired = _read_retired(keys_dir)
+    retired, retired_at = _read_retired(keys_dir)
     if active_kid in retired:
         raise _bad(f"the active key {active_kid.hex()} is listed as retired")
-    return _FileRing(active=active, others=keys, retired=retired)
+    return LegacyRing(
+        active=active,
+        verify_only=tuple(key for kid, key in sorted(keys.items()) if kid not in retired),
+        retired=tuple(key for kid, key in sorted(keys.items()) if kid in retired),
+        retired_at=retired_at,
+    )
 
 
-def _new_signing_key(keys_dir: Path, *, now: float | None) -> SigningKey:
-    private_key = ec.generate_private_key(ec.SECP256R1())
-    path = keys_dir / f"signing-{kid_for(private_key.public_key()).hex()}.pem"
-    _write_new(path, _pem_for(private_key))
-    if now is not None:
-        os.utime(path, (now, now))
-    return _signing_key(path)
+# --- the KEK ---------------------------------------------------------------------------
 
 
-def _ensure_signing_key(keys_dir: Path) -> None:
-    """Create the first signing key, but only where none has ever existed."""
-    if (keys_dir / ACTIVE_FILE).exists() or _pem_files(keys_dir):
-        return
-    key = _new_signing_key(keys_dir, now=None)
-    _replace(keys_dir / RETIRED_FILE, b"")
-    _replace(keys_dir / ACTIVE_FILE, key.kid.hex().encode() + b"\n")
-
-
-def _create_keys_dir(data_dir: Path, *, signing: bool, kek: bool) -> None:
-    # Built aside and renamed into place so a crash never leaves a half-made keys/ that
-    # the next start would refuse (a missing KEK is not regenerated, see module docs).
+def _create_keys_dir(data_dir: Path) -> None:
+    # Built aside and renamed into place so a crash never leaves a keys/ without a KEK,
+    # which the next start would refuse (a missing KEK is not regenerated, see above).
     tmp = Path(tempfile.mkdtemp(dir=data_dir, prefix=".keys-"))
     try:
         os.chmod(tmp, 0o700)
-        if signing:
-            _ensure_signing_key(tmp)
-        if kek:
-            _write_new(tmp / KEK_FILE, os.urandom(KEY_LEN))
+        _write_new(tmp / KEK_FILE, os.urandom(KEY_LEN))
         os.rename(tmp, data_dir / KEYS_DIR)
     except OSError:
         # Another process may have won the race to create keys/; use theirs.
@@ -265,6 +238,30 @@ def _create_keys_dir(data_dir: Path, *, signing: bool, kek: bool) -> None:
         if not (data_dir / KEYS_DIR).is_dir():
             raise
     _fsync_dir(data_dir)
+
+
+def _parse_kek(data: bytes, *, where: Path) -> bytes:
+    if len(data) == KEY_LEN:
+        return data
+    stripped = data.strip()
+    if _HEX_KEK.fullmatch(stripped):
+        return bytes.fromhex(stripped.decode("ascii"))
+    raise _bad(f"{where} must hold 32 raw bytes or 64 hex characters")
+
+
+def _load_kek(data_dir: Path, kek_file: Path | None) -> bytes:
+    if kek_file is not None:
+        return _parse_kek(_read(kek_file), where=kek_file)
+    keys_dir = data_dir / KEYS_DIR
+    if not keys_dir.exists():
+        _create_keys_dir(data_dir)
+    kek_path = keys_dir / KEK_FILE
+    if not kek_path.exists():
+        raise _bad(
+            f"{kek_path} is missing; refusing to make a new KEK, which would leave "
+            f"stored secrets unreadable. Restore it or set {ENV_KEK_FILE}."
+        )
+    return _parse_kek(_read(kek_path), where=kek_path)
 
 
 # --- overrides from the environment ----------------------------------------------------
@@ -284,72 +281,20 @@ def _env_verify_keys(env: Mapping[str, str]) -> PublicKeys:
     return keys
 
 
-def _parse_kek(data: bytes, *, where: Path) -> bytes:
-    if len(data) == KEY_LEN:
-        return data
-    stripped = data.strip()
-    if _HEX_KEK.fullmatch(stripped):
-        return bytes.fromhex(stripped.decode("ascii"))
-    raise _bad(f"{where} must hold 32 raw bytes or 64 hex characters")
-
-
 # --- public API ------------------------------------------------------------------------
 
 
 def load_or_create(data_dir: Path, *, env: Mapping[str, str]) -> KeyMaterial:
-    signing_file = _env_path(env, ENV_SIGNING_KEY_FILE)
-    kek_file = _env_path(env, ENV_KEK_FILE)
+    """The KEK (made on first start, see the module docs) and the keys ``env`` names."""
     if not data_dir.exists():
         data_dir.mkdir(mode=0o700, parents=True)
         os.chmod(data_dir, 0o700)
-    keys_dir = data_dir / KEYS_DIR
-    if not keys_dir.exists():
-        if signing_file is None or kek_file is None:
-            _create_keys_dir(data_dir, signing=signing_file is None, kek=kek_file is None)
-    elif signing_file is None:
-        _ensure_signing_key(keys_dir)
-
+    signing_file = _env_path(env, ENV_SIGNING_KEY_FILE)
+    signing_key = None
     if signing_file is not None:
-        active = SigningKey.from_private_key(
+        signing_key = SigningKey.from_private_key(
             _load_private(signing_file), created_at=signing_file.stat().st_mtime
         )
-        verify_only: PublicKeys = {}
-    else:
-        ring = _load_file_ring(keys_dir)
-        active, verify_only = ring.active, ring.verify_only()
-    verify_only.update(_env_verify_keys(env))
-
-    if kek_file is not None:
-        kek = _parse_kek(_read(kek_file), where=kek_file)
-    else:
-        kek_path = keys_dir / KEK_FILE
-        if not kek_path.exists():
-            raise _bad(
-                f"{kek_path} is missing; refusing to make a new KEK, which would leave "
-                f"stored secrets unreadable. Restore it or set {ENV_KEK_FILE}."
-            )
-        kek = _parse_kek(_read(kek_path), where=kek_path)
-    return KeyMaterial(keyring=KeyRing(active=active, verify_only=verify_only), kek=kek)
-
-
-def rotate(data_dir: Path, *, now: float) -> bytes:
-    """Make a new signing key active; the previous one stays verify-only. Returns its kid."""
-    keys_dir = data_dir / KEYS_DIR
-    _load_file_ring(keys_dir)  # refuse to rotate on top of an inconsistent directory
-    key = _new_signing_key(keys_dir, now=now)
-    _replace(keys_dir / ACTIVE_FILE, key.kid.hex().encode() + b"\n")
-    return key.kid
-
-
-def retire(data_dir: Path, kid: bytes) -> None:
-    """Stop accepting codes signed with ``kid``. The active key cannot be retired."""
-    keys_dir = data_dir / KEYS_DIR
-    ring = _load_file_ring(keys_dir)
-    if kid == ring.active.kid:
-        raise Conflict("the active signing key cannot be retired; rotate first")
-    if kid not in ring.others:
-        raise NotFound(f"no signing key with kid {kid.hex()}")
-    if kid in ring.retired:
-        return
-    lines = sorted(k.hex() for k in ring.retired | {kid})
-    _replace(keys_dir / RETIRED_FILE, "".join(f"{line}\n" for line in lines).encode())
+    verify_keys = _env_verify_keys(env)
+    kek = _load_kek(data_dir, _env_path(env, ENV_KEK_FILE))
+    return KeyMaterial(kek=kek, signing_key=signing_key, verify_keys=verify_keys)

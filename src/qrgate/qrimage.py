@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import warnings
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import zxingcpp
@@ -60,7 +60,34 @@ def render_png(text: str, *, ecc: str = "M", scale: int = 6, quiet_zone: bool = 
 
 
 def render_svg(text: str, *, ecc: str = "M") -> str:
-    return _create(text, ecc).to_svg(add_quiet_zones=True)
+    """The code as an SVG that scales with CSS: one user unit per module, quiet zone
+    included (``viewBox="0 0 N N"``), no width or height of its own, so the page sets the
+    size; ``crispEdges`` so modules stay sharp squares at any scale. The light background
+    is drawn, not assumed: on a dark page the quiet zone must still be light to scan."""
+    modules = np.asarray(_create(text, ecc).to_image(scale=1, add_quiet_zones=True)) < 128
+    side = modules.shape[0]
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n'
+            f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {side} {side}"'
+            ' shape-rendering="crispEdges">'
+            f'<rect width="{side}" height="{side}" fill="#fff"/>'
+            f'<path fill="#000" d="{_dark_modules_path(modules)}"/></svg>\n')
+
+
+def _dark_modules_path(dark: np.ndarray[Any, np.dtype[np.bool_]]) -> str:
+    """One path for every dark module: each horizontal run of dark modules is a 1-unit high
+    rectangle. A run starts with a move relative to the previous run of its row (a closed
+    subpath returns to its start), which keeps a version 10 code near 10 kB."""
+    parts: list[str] = []
+    for y, row in enumerate(dark):
+        edges = np.diff(np.concatenate(([0], row.astype(np.int8), [0])))
+        starts = np.flatnonzero(edges == 1)
+        widths = np.flatnonzero(edges == -1) - starts
+        previous: int | None = None
+        for x, width in zip(starts.tolist(), widths.tolist(), strict=True):
+            move = f"M{x} {y}" if previous is None else f"m{x - previous} 0"
+            parts.append(f"{move}h{width}v1h-{width}z")
+            previous = x
+    return "".join(parts)
 
 
 def qr_version(text: str, *, ecc: str = "M") -> int:

@@ -59,8 +59,9 @@ def test_token_commands_and_verify_qr(stack: Stack, env: dict[str, str], tmp_pat
     assert refused.exit_code == 1 and "NOT VERIFIED" in refused.output
 
     assert runner.invoke(cli, ["txsign", "token", "revoke", alice.token_id], env=env).exit_code == 0
+    # Revoked is for good (a lost phone): unlock only reinstates a token locked by failures.
     again = runner.invoke(cli, ["txsign", "token", "unlock", alice.token_id], env=env)
-    assert again.exit_code == 0  # an operator may reinstate a revoked token explicitly
+    assert again.exit_code == 1 and "token_not_found" in again.output
 
 
 def test_resync_brings_back_a_drifted_token(stack: Stack) -> None:

@@ -449,6 +449,11 @@ class ConfirmMachine(RuleBasedStateMachine):
         def fail(*errors: ErrorKey) -> Expect:
             return Expect(errors=errors, audited_challenge=ch.id)
 
+        if (ch.state == "scanned" and not self._expired(ch) and ch.device == device
+                and code.seq == ch.seq):
+            # The same device sent the same scan again (its reply was lost): the same
+            # answer, nothing written, nothing counted.
+            return Expect(audited=False)
         refused = self._device_and_open_refusal(ch, device)
         if refused is not None:
             return refused
@@ -565,6 +570,10 @@ class ConfirmMachine(RuleBasedStateMachine):
         def fail(*errors: ErrorKey) -> Expect:
             return Expect(errors=errors, audited_challenge=ch.id)
 
+        taken = "approved" if decision == Decision.APPROVE else "denied"
+        if ch.state == taken and ch.device == device:
+            # A retry of the decision this device took: the same answer, nothing written.
+            return Expect(audited=False)
         refused = self._device_and_open_refusal(ch, device)
         if refused is not None:
             return refused

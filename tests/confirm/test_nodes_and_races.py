@@ -8,6 +8,7 @@ from typing import Any
 
 from qrgate.clients.phone import PhoneSimulator
 from qrgate.clients.relying_party import ApiError
+from qrgate.storage.audit import search_audit
 from support.race import race
 from support.stack import Stack
 
@@ -32,7 +33,16 @@ def test_started_on_one_node_finished_on_another(stack_factory: Any) -> None:
     assert first.rp.get_challenge(started["challenge_id"])["state"] == "approved"
 
 
-def test_two_approvals_at_the_same_instant_win_once(stack_factory: Any) -> None:
+def audited(stack: Stack, challenge_id: str, event: str) -> list[str]:
+    """The reasons of the audit entries of one event of one challenge."""
+    with stack.rt.read() as conn:
+        return [entry["reason"] for entry in search_audit(conn, challenge_id=challenge_id,
+                                                          event=event)]
+
+
+def test_the_same_approval_on_two_nodes_at_once_is_taken_once(stack_factory: Any) -> None:
+    """A client retry (or copies of one request on two nodes): both get the same answer,
+    the decision is taken and audited once."""
     first: Stack = stack_factory()
     second: Stack = stack_factory(join=first)
     phone = first.enrolled_phone()
@@ -45,13 +55,31 @@ def test_two_approvals_at_the_same_instant_win_once(stack_factory: Any) -> None:
             lambda cid=challenge_id: phone.decide(cid, approve=True),
             lambda cid=challenge_id: other.decide(cid, approve=True),
         ])
+        assert [r["state"] for r in results] == ["approved", "approved"], results
+        assert audited(first, challenge_id, "confirm.approve") == ["approved"]
+
+
+def test_approve_and_deny_at_the_same_instant_one_wins(stack_factory: Any) -> None:
+    first: Stack = stack_factory()
+    second: Stack = stack_factory(join=first)
+    phone = first.enrolled_phone()
+    other = twin(phone, second)
+    for _ in range(5):
+        started, _ = first.start()
+        phone.scan_text(started["code"])
+        challenge_id = started["challenge_id"]
+        results = race([
+            lambda cid=challenge_id: phone.decide(cid, approve=True),
+            lambda cid=challenge_id: other.decide(cid, approve=False),
+        ])
         wins = [r for r in results if isinstance(r, dict)]
         losses = [r for r in results if isinstance(r, ApiError)]
-        assert len(wins) == 1 and wins[0]["state"] == "approved"
-        assert [e.code for e in losses] == ["already_decided"]
+        assert len(wins) == 1 and [e.code for e in losses] == ["already_decided"], results
+        assert first.rp.get_challenge(challenge_id)["state"] == wins[0]["state"]
 
 
-def test_two_scans_at_the_same_instant_scan_once(stack_factory: Any) -> None:
+def test_the_same_scan_on_two_nodes_at_once_scans_once(stack_factory: Any) -> None:
+    """A scan repeated by the same device is its retry, not a relayed code."""
     first: Stack = stack_factory()
     second: Stack = stack_factory(join=first)
     phone = first.enrolled_phone()
@@ -59,6 +87,20 @@ def test_two_scans_at_the_same_instant_scan_once(stack_factory: Any) -> None:
     started, _ = first.start()
     results = race([lambda: phone.scan_text(started["code"]),
                     lambda: other.scan_text(started["code"])])
+    assert [r["challenge_id"] for r in results] == [started["challenge_id"]] * 2, results
+    assert first.rp.get_challenge(started["challenge_id"])["state"] == "scanned"
+    assert audited(first, started["challenge_id"], "confirm.scan") == ["scanned"]
+
+
+def test_two_devices_scanning_at_the_same_instant_kill_the_challenge(
+        stack_factory: Any) -> None:
+    first: Stack = stack_factory()
+    second: Stack = stack_factory(join=first)
+    phone = first.enrolled_phone()
+    other_phone = twin(first.enrolled_phone(name="second phone"), second)
+    started, _ = first.start()
+    results = race([lambda: phone.scan_text(started["code"]),
+                    lambda: other_phone.scan_text(started["code"])])
     assert sum(isinstance(r, dict) for r in results) == 1
     (loss,) = [r for r in results if isinstance(r, ApiError)]
     assert loss.code == "scanned_twice"

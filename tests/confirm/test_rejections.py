@@ -59,11 +59,12 @@ def test_decision_after_expiry(stack: Stack) -> None:
     assert (error.status, error.code) == (410, "expired")
 
 
-def test_replayed_scan_kills_the_challenge(stack: Stack) -> None:
+def test_scan_by_a_second_device_kills_the_challenge(stack: Stack) -> None:
     phone = stack.enrolled_phone()
+    second = stack.enrolled_phone(name="second phone")
     started, browser = stack.start()
     phone.scan_text(started["code"])
-    error = api_error(lambda: phone.scan_text(started["code"]))
+    error = api_error(lambda: second.scan_text(started["code"]))
     assert (error.status, error.code) == (409, "scanned_twice")
     status = browser.status()
     assert (status["state"], status["reason"]) == ("rejected", "scanned_twice")
@@ -71,12 +72,13 @@ def test_replayed_scan_kills_the_challenge(stack: Stack) -> None:
     assert error.code == "already_decided"
 
 
-def test_approved_twice(stack: Stack) -> None:
+def test_approved_twice_is_one_approval_then_deny_is_refused(stack: Stack) -> None:
     phone = stack.enrolled_phone()
     started, _ = stack.start()
     phone.scan_text(started["code"])
-    assert phone.decide(started["challenge_id"], approve=True)["state"] == "approved"
-    error = api_error(lambda: phone.decide(started["challenge_id"], approve=True))
+    first = phone.decide(started["challenge_id"], approve=True)
+    assert phone.decide(started["challenge_id"], approve=True) == first
+    error = api_error(lambda: phone.decide(started["challenge_id"], approve=False))
     assert (error.status, error.code) == (409, "already_decided")
     error = api_error(lambda: phone.decide(started["challenge_id"], approve=False))
     assert error.code == "already_decided"

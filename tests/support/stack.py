@@ -85,10 +85,11 @@ def stack_factory(
     cleanups: list[Callable[[], None]] = []
 
     def build(policy: AppPolicy | None = None, *, join: Stack | None = None,
-              **settings: Any) -> Stack:
-        """``join``: another node of the same deployment (same keys, same database)."""
+              via: str | None = None, **settings: Any) -> Stack:
+        """``join``: another node of the same deployment (same keys, same database).
+        ``via``: reach the database at this URL instead (e.g. through a proxy)."""
         port = free_port()
-        rt = build_runtime(make_settings(tmp_path, database_url, port, **settings))
+        rt = build_runtime(make_settings(tmp_path, via or database_url, port, **settings))
         rt.clock = clock
         if join is None:
             api_key = provision(

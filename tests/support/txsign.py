@@ -36,8 +36,7 @@ class Platform:
 
     def start(self, account: str, *, demand: str = "transfer 100.00 EUR to ACME",
               comment: str = "invoice 2026-117", parent_code: str | None = None) -> Any:
-        body: dict[str, Any] = {"account": account, "platform": "web-banking",
-                                "demand": demand, "comment": comment}
+        body: dict[str, Any] = {"account": account, "demand": demand, "comment": comment}
         if parent_code is not None:
             body["parent_code"] = parent_code
         return self.call("POST", "/v1/txsign/transactions", json=body)

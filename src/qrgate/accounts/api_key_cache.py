@@ -43,4 +43,4 @@ class ApiKeyCache:
                 self._entries[prefix] = (now, record)
         else:
             record = entry[1]
-        return directory.check_api_key(record, secret)
+        return directory.check_api_key(record, secret, digests=rt.digests)

@@ -6,15 +6,15 @@ a caller can put a change and its audit entry in one commit.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from qrgate.accounts.tokens import digest, matches, new_api_key
-from qrgate.core.passwords import hash_password, verify_password
+from qrgate.accounts.tokens import new_api_key
+from qrgate.core import inputs
+from qrgate.core.digests import SecretDigests
 from qrgate.core.policy import AppPolicy, VerifierKind
 from qrgate.errors import Conflict, Frozen, Locked, NotFound, Unauthenticated
 from qrgate.storage.models import api_keys, devices, users
@@ -66,6 +66,8 @@ class DeviceRecord:
 
 
 def create_org(conn: Connection, *, slug: str, name: str, now: float) -> int:
+    inputs.slug(slug)
+    inputs.line(name, what="organisation name")
     try:
         row = conn.execute(
             insert(orgs).values(slug=slug, name=name, created_at=now).returning(orgs.c.id)
@@ -92,6 +94,8 @@ def create_app(
     policy: AppPolicy,
     now: float,
 ) -> int:
+    inputs.business_id(business_id)
+    inputs.line(name, what="application name")
     try:
         row = conn.execute(
             insert(apps)
@@ -157,14 +161,24 @@ def get_app(conn: Connection, app_id: int) -> AppRecord:
     return _app_record(row)
 
 
+def resolve_app(conn: Connection, *, app: AppRecord, business_id: str | None) -> AppRecord:
+    """The application a request names by business id, within the caller's organisation
+    (an API key may act for another application of its organisation); default its own."""
+    if business_id is None or business_id == app.business_id:
+        return app
+    return get_app(conn, app_id_by_business_id(conn, org_id=app.org_id, business_id=business_id))
+
+
 # --- API keys ---------------------------------------------------------------------------
 
 
-def create_api_key(conn: Connection, *, app_id: int, label: str, now: float) -> str:
+def create_api_key(conn: Connection, *, digests: SecretDigests, app_id: int, label: str,
+                   now: float) -> str:
     """Returns the full key; only its digest is stored, so this is the one time it is seen."""
     key, prefix, secret = new_api_key()
     conn.execute(
-        insert(api_keys).values(app_id=app_id, prefix=prefix, secret_hash=digest(secret),
+        insert(api_keys).values(app_id=app_id, prefix=prefix,
+                                secret_hash=digests.digest(secret, purpose="api_key"),
                                 label=label, created_at=now)
     )
     return key
@@ -195,9 +209,10 @@ def lookup_api_key(conn: Connection, prefix: str) -> ApiKeyRecord:
                         revoked=row.revoked_at is not None)
 
 
-def check_api_key(record: ApiKeyRecord, secret: str) -> AppRecord:
+def check_api_key(record: ApiKeyRecord, secret: str, *, digests: SecretDigests) -> AppRecord:
     # Compared even when the prefix is unknown, so timing does not reveal which exist.
-    if not matches(secret, record.secret_hash) or record.revoked or record.app is None:
+    if (not digests.matches(secret, record.secret_hash, purpose="api_key") or record.revoked
+            or record.app is None):
         raise Unauthenticated("API key is not valid", code="bad_api_key")
     return record.app
 
@@ -221,10 +236,13 @@ def create_user(
     org_id: int,
     login: str,
     display_name: str = "",
-    password: str | None = None,
+    password_hash: str | None = None,
     now: float,
 ) -> int:
-    password_hash = hash_password(password, salt=os.urandom(16)) if password else None
+    """``password_hash`` from :func:`qrgate.core.passwords.hash_password`, computed by the
+    caller outside the transaction (and off the event loop): scrypt is slow on purpose."""
+    inputs.login(login)
+    inputs.line(display_name, what="display name")
     try:
         row = conn.execute(
             insert(users)
@@ -254,13 +272,6 @@ def get_user(conn: Connection, user_id: int) -> UserRecord:
 def list_users(conn: Connection, *, org_id: int) -> list[UserRecord]:
     rows = conn.execute(select(users).where(users.c.org_id == org_id).order_by(users.c.login))
     return [_user_record(row) for row in rows]
-
-
-def check_password(conn: Connection, *, user_id: int, password: str) -> bool:
-    row = conn.execute(select(users.c.password_hash).where(users.c.id == user_id)).first()
-    if row is None or row.password_hash is None:
-        return False
-    return verify_password(password, row.password_hash)
 
 
 def set_preferred_verifier(conn: Connection, *, user_id: int, kind: VerifierKind | None) -> None:

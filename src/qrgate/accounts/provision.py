@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from qrgate.accounts import directory
+from qrgate.core.passwords import new_password_hash
 from qrgate.core.policy import AppPolicy
 from qrgate.runtime import Runtime
 
@@ -35,7 +36,9 @@ def provision(
         app_id = directory.create_app(conn, org_id=org_id, business_id=business_id,
                                       name=app_name, origin=origin,
                                       policy=policy or AppPolicy(), now=now)
-        api_key = directory.create_api_key(conn, app_id=app_id, label="provisioned", now=now)
+        api_key = directory.create_api_key(conn, digests=rt.digests, app_id=app_id,
+                                           label="provisioned", now=now)
         for login, password in (users or {}).items():
-            directory.create_user(conn, org_id=org_id, login=login, password=password, now=now)
+            directory.create_user(conn, org_id=org_id, login=login, now=now,
+                                  password_hash=password and new_password_hash(password))
     return Provisioned(org_id=org_id, app_id=app_id, api_key=api_key)

@@ -1,10 +1,9 @@
-"""Identifiers and bearer secrets: how they are made, shown once and stored hashed."""
+"""Identifiers and bearer secrets: how they are made and shown once. Their stored form is
+a keyed digest (``qrgate.core.digests``)."""
 
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import secrets
 
 from qrgate.errors import Unauthenticated
@@ -19,15 +18,6 @@ def new_id() -> str:
 
 def new_secret() -> str:
     return base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
-
-
-def digest(secret: str) -> bytes:
-    """Stored form of a high-entropy secret: SHA-256 is enough, the secret is unguessable."""
-    return hashlib.sha256(secret.encode()).digest()
-
-
-def matches(secret: str, stored: bytes) -> bool:
-    return hmac.compare_digest(digest(secret), stored)
 
 
 def new_api_key() -> tuple[str, str, str]:

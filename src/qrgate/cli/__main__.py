@@ -1,3 +1,5 @@
 from qrgate.cli.main import main
 
-main()
+# Guarded: uvicorn's worker processes start by importing the main module again.
+if __name__ == "__main__":
+    main()

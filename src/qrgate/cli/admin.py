@@ -6,39 +6,45 @@ Every change is audited like an API call (actor ``cli``).
 from __future__ import annotations
 
 import json
+import os
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from sqlalchemy import Connection
 
-from qrgate import keystore
-from qrgate.accounts import directory
+from qrgate.cli.failures import Failure, cannot_write
+from qrgate.cli.output import utc_time
 from qrgate.config import Settings
-from qrgate.core.policy import AppPolicy
-from qrgate.decisions import AuditSubject, run_decision
-from qrgate.errors import QrgateError
-from qrgate.runtime import Runtime, build_runtime
+
+# The database and crypto modules are imported inside the commands that use them, so that
+# `qrgate admin --help` does not load them.
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+    from qrgate.core.policy import AppPolicy
+    from qrgate.keys import Rotation
+    from qrgate.runtime import Runtime
 
 T = TypeVar("T")
 
 
 @contextmanager
 def _runtime() -> Iterator[Runtime]:
+    from qrgate.runtime import build_runtime
+
     rt = build_runtime(Settings.from_env())
     try:
         yield rt
-    except QrgateError as error:
-        click.echo(f"error: {error.code}: {error.detail}", err=True)
-        raise SystemExit(2) from None
     finally:
         rt.close()
 
 
 def _change(rt: Runtime, event: str, work: Callable[[Connection], T], **subject: Any) -> T:
+    from qrgate.decisions import AuditSubject, run_decision
+
     audit_subject = AuditSubject(event=event, detail={"actor": "cli"}, **subject)
     return run_decision(rt, subject=audit_subject, now=rt.clock(),
                         work=lambda conn: (work(conn), "admin"))
@@ -63,8 +69,11 @@ def org() -> None:
 
 @org.command("create")
 @click.argument("slug")
-@click.option("--name", required=True)
+@click.option("--name", required=True, help="The organisation's display name.")
 def org_create(slug: str, name: str) -> None:
+    """Create an organisation; SLUG names it in every other command."""
+    from qrgate.accounts import directory
+
     with _runtime() as rt:
         org_id = _change(rt, "admin.org_create", lambda conn: directory.create_org(
             conn, slug=slug, name=name, now=rt.clock()))
@@ -77,14 +86,17 @@ def app() -> None:
 
 
 @app.command("create")
-@click.option("--org", "org_slug", required=True)
-@click.option("--business-id", required=True)
-@click.option("--name", required=True)
+@click.option("--org", "org_slug", required=True, help="The organisation's slug.")
+@click.option("--business-id", required=True, help="The application's business id.")
+@click.option("--name", required=True, help="The application's display name.")
 @click.option("--origin", default=None, help="The web origin shown to users on their phone.")
 @click.option("--policy", "policy_json", default="{}",
               help='Policy JSON, e.g. {"number_matching": "always"}.')
 def app_create(org_slug: str, business_id: str, name: str, origin: str | None,
                policy_json: str) -> None:
+    """Register an application (a business id) of an organisation."""
+    from qrgate.accounts import directory
+
     policy = _policy(policy_json)
     with _runtime() as rt:
         def work(conn: Connection) -> int:
@@ -96,11 +108,13 @@ def app_create(org_slug: str, business_id: str, name: str, origin: str | None,
 
 
 @app.command("policy")
-@click.option("--org", "org_slug", required=True)
-@click.option("--business-id", required=True)
+@click.option("--org", "org_slug", required=True, help="The organisation's slug.")
+@click.option("--business-id", required=True, help="The application's business id.")
 @click.argument("policy_json")
 def app_policy(org_slug: str, business_id: str, policy_json: str) -> None:
     """Replace an application's policy (JSON; see README for the keys)."""
+    from qrgate.accounts import directory
+
     policy = _policy(policy_json)
     with _runtime() as rt:
         def work(conn: Connection) -> None:
@@ -113,6 +127,9 @@ def app_policy(org_slug: str, business_id: str, policy_json: str) -> None:
 
 
 def _policy(raw: str) -> AppPolicy:
+    from qrgate.core.policy import AppPolicy
+    from qrgate.errors import QrgateError
+
     try:
         data = json.loads(raw)
     except ValueError:
@@ -131,15 +148,19 @@ def apikey() -> None:
 
 
 @apikey.command("create")
-@click.option("--org", "org_slug", required=True)
-@click.option("--business-id", required=True)
-@click.option("--label", default="")
+@click.option("--org", "org_slug", required=True, help="The organisation's slug.")
+@click.option("--business-id", required=True, help="The application's business id.")
+@click.option("--label", default="", help="A note telling this key from the others.")
 def apikey_create(org_slug: str, business_id: str, label: str) -> None:
+    """Issue an API key for an application: printed once, stored hashed."""
+    from qrgate.accounts import directory
+
     with _runtime() as rt:
         def work(conn: Connection) -> str:
             app_id = directory.app_id_by_business_id(
                 conn, org_id=directory.org_id_by_slug(conn, org_slug), business_id=business_id)
-            return directory.create_api_key(conn, app_id=app_id, label=label, now=rt.clock())
+            return directory.create_api_key(conn, digests=rt.digests, app_id=app_id,
+                                            label=label, now=rt.clock())
 
         key = _change(rt, "admin.apikey_create", work)
         click.echo(key)
@@ -148,6 +169,9 @@ def apikey_create(org_slug: str, business_id: str, label: str) -> None:
 @apikey.command("revoke")
 @click.argument("prefix")
 def apikey_revoke(prefix: str) -> None:
+    """Revoke an API key by its prefix (every node stops accepting it within a second)."""
+    from qrgate.accounts import directory
+
     with _runtime() as rt:
         _change(rt, "admin.apikey_revoke",
                 lambda conn: directory.revoke_api_key(conn, prefix=prefix, now=rt.clock()))
@@ -163,22 +187,30 @@ def user() -> None:
 
 
 @user.command("create")
-@click.option("--org", "org_slug", required=True)
-@click.option("--login", required=True)
-@click.option("--display-name", default="")
+@click.option("--org", "org_slug", required=True, help="The organisation's slug.")
+@click.option("--login", required=True, help="The user's login.")
+@click.option("--display-name", default="", help="The name shown for the user.")
 @click.option("--password-stdin", is_flag=True, help="Read the user's password from stdin.")
 def user_create(org_slug: str, login: str, display_name: str, password_stdin: bool) -> None:
+    """Create a user of an organisation (with a password, read from stdin, if given)."""
+    from qrgate.accounts import directory
+    from qrgate.core.passwords import new_password_hash
+
     password = sys.stdin.readline().rstrip("\n") if password_stdin else None
+    password_hash = None if not password else new_password_hash(password)
     with _runtime() as rt:
         user_id = _change(rt, "user.create", lambda conn: directory.create_user(
             conn, org_id=directory.org_id_by_slug(conn, org_slug), login=login,
-            display_name=display_name, password=password, now=rt.clock()))
+            display_name=display_name, password_hash=password_hash, now=rt.clock()))
         _echo({"user_id": user_id, "login": login})
 
 
 @user.command("list")
-@click.option("--org", "org_slug", required=True)
+@click.option("--org", "org_slug", required=True, help="The organisation's slug.")
 def user_list(org_slug: str) -> None:
+    """List an organisation's users (JSON)."""
+    from qrgate.accounts import directory
+
     with _runtime() as rt, rt.read() as conn:
         users = directory.list_users(conn, org_id=directory.org_id_by_slug(conn, org_slug))
         _echo([{"login": u.login, "display_name": u.display_name, "frozen": u.frozen,
@@ -187,28 +219,33 @@ def user_list(org_slug: str) -> None:
 
 
 def _set_user_frozen(org_slug: str, login: str, frozen: bool) -> None:
+    from qrgate.accounts import directory
+
     with _runtime() as rt:
         def work(conn: Connection) -> None:
+            from qrgate.freeze import set_user_frozen
+
             found = directory.find_user(conn, org_id=directory.org_id_by_slug(conn, org_slug),
                                         login=login)
-            directory.set_frozen(conn, user_id=found.id, frozen=frozen, now=rt.clock())
+            set_user_frozen(rt, conn, user_id=found.id, frozen=frozen, now=rt.clock())
 
         _change(rt, "user.freeze" if frozen else "user.unfreeze", work)
         _echo({"login": login, "frozen": frozen})
 
 
 @user.command("freeze")
-@click.option("--org", "org_slug", required=True)
-@click.option("--login", required=True)
+@click.option("--org", "org_slug", required=True, help="The organisation's slug.")
+@click.option("--login", required=True, help="The user's login.")
 def user_freeze(org_slug: str, login: str) -> None:
-    """Block every new challenge and decision for the user (a lost phone)."""
+    """Stop every decision of the user at once (a lost phone); open ones end now."""
     _set_user_frozen(org_slug, login, True)
 
 
 @user.command("unfreeze")
-@click.option("--org", "org_slug", required=True)
-@click.option("--login", required=True)
+@click.option("--org", "org_slug", required=True, help="The organisation's slug.")
+@click.option("--login", required=True, help="The user's login.")
 def user_unfreeze(org_slug: str, login: str) -> None:
+    """Lift a freeze; also clears the user's count of failed proofs (user_locked)."""
     _set_user_frozen(org_slug, login, False)
 
 
@@ -218,20 +255,26 @@ def device() -> None:
 
 
 @device.command("list")
-@click.option("--org", "org_slug", required=True)
-@click.option("--login", required=True)
+@click.option("--org", "org_slug", required=True, help="The organisation's slug.")
+@click.option("--login", required=True, help="The user's login.")
 def device_list(org_slug: str, login: str) -> None:
+    """List a user's devices (JSON; times in UTC)."""
+    from qrgate.accounts import directory
+
     with _runtime() as rt, rt.read() as conn:
         found = directory.find_user(conn, org_id=directory.org_id_by_slug(conn, org_slug),
                                     login=login)
         _echo([{"device_id": d.id, "name": d.name, "status": d.status,
-                "client_app_id": d.client_app_id, "created_at": d.created_at}
+                "client_app_id": d.client_app_id, "created_at": utc_time(d.created_at)}
                for d in directory.list_devices(conn, user_id=found.id)])
 
 
 @device.command("unbind")
 @click.argument("device_id")
 def device_unbind(device_id: str) -> None:
+    """Unbind a device for good: the phone must enrol again."""
+    from qrgate.accounts import directory
+
     with _runtime() as rt:
         _change(rt, "device.unbind", lambda conn: directory.unbind_device(
             conn, device_id=device_id, now=rt.clock()), device_id=device_id)
@@ -241,6 +284,9 @@ def device_unbind(device_id: str) -> None:
 @device.command("freeze")
 @click.argument("device_id")
 def device_freeze(device_id: str) -> None:
+    """Suspend a device until it is unfrozen."""
+    from qrgate.accounts import directory
+
     with _runtime() as rt:
         _change(rt, "device.freeze", lambda conn: directory.set_device_frozen(
             conn, device_id=device_id, frozen=True), device_id=device_id)
@@ -250,6 +296,9 @@ def device_freeze(device_id: str) -> None:
 @device.command("unfreeze")
 @click.argument("device_id")
 def device_unfreeze(device_id: str) -> None:
+    """Reactivate a frozen device."""
+    from qrgate.accounts import directory
+
     with _runtime() as rt:
         _change(rt, "device.unfreeze", lambda conn: directory.set_device_frozen(
             conn, device_id=device_id, frozen=False), device_id=device_id)
@@ -261,33 +310,138 @@ def device_unfreeze(device_id: str) -> None:
 
 @admin.group()
 def keys() -> None:
-    """Code-signing keys in the data directory (rotation keeps old kids verifying)."""
+    """Code-signing keys, kept in the database and shared by every node.
+
+    A rotation or retirement reaches running servers without a restart: at once through
+    PostgreSQL notifications, else within QRGATE_KEY_REFRESH_SECONDS. See docs/keys.md.
+    """
+
+
+def rotate_keys(rt: Runtime) -> Rotation:
+    """``keys rotate`` on ``rt``'s database: one transaction, audited, and announced."""
+    from qrgate.decisions import AuditSubject, run_decision
+
+    subject = AuditSubject(event="admin.keys_rotate", detail={"actor": "cli"})
+    now = rt.clock()
+
+    def work(conn: Connection) -> tuple[Rotation, str]:
+        rotation = rt.keys.rotate(conn, now=now)
+        subject.detail.update(active_kid=rotation.active_kid.hex(),
+                              previous_kid=rotation.previous_kid.hex())
+        return rotation, "admin"
+
+    return run_decision(rt, subject=subject, now=now, work=work)
+
+
+def retire_key(rt: Runtime, kid: bytes) -> bool:
+    """``keys retire`` on ``rt``'s database; False if the key was retired already."""
+    from qrgate.decisions import AuditSubject, run_decision
+
+    subject = AuditSubject(event="admin.keys_retire", detail={"actor": "cli", "kid": kid.hex()})
+    now = rt.clock()
+    return run_decision(rt, subject=subject, now=now,
+                        work=lambda conn: (rt.keys.retire(conn, kid=kid, now=now), "admin"))
 
 
 @keys.command("rotate")
 def keys_rotate() -> None:
     """Make a new active key; the old one keeps verifying until retired."""
-    settings = Settings.from_env()
-    kid = keystore.rotate(settings.data_dir, now=time.time())
-    _echo({"active_kid": kid.hex()})
+    with _runtime() as rt:
+        rotation = rotate_keys(rt)
+    _echo({"active_kid": rotation.active_kid.hex(),
+           "previous_kid": rotation.previous_kid.hex()})
 
 
 @keys.command("retire")
-@click.argument("kid_hex")
+@click.argument("kid_hex", metavar="KID")
 def keys_retire(kid_hex: str) -> None:
-    """Stop accepting codes signed by this key id."""
-    settings = Settings.from_env()
+    """Stop accepting codes signed by key KID (hex, as keys list shows it).
+
+    Audit checkpoints it signed still verify. The active key cannot be retired."""
     try:
-        keystore.retire(settings.data_dir, bytes.fromhex(kid_hex))
-    except (ValueError, QrgateError) as error:
-        raise click.ClickException(str(error)) from None
-    _echo({"retired": kid_hex})
+        kid = bytes.fromhex(kid_hex)
+    except ValueError:
+        kid = b""
+    if len(kid) != 8:
+        raise click.BadParameter("a key id is 16 hex digits, as keys list shows it",
+                                 param_hint="KID")
+    with _runtime() as rt:
+        changed = retire_key(rt, kid)
+    _echo({"retired": kid_hex.lower(), "changed": changed})
 
 
 @keys.command("list")
 def keys_list() -> None:
+    """Show every key: its id, state (active, verify, retired) and dates."""
+    with _runtime() as rt:
+        infos = rt.keys.describe()
+        active = rt.keyring.active_kid
+    _echo({"active": active.hex(), "keys": [
+        {"kid": info.kid.hex(), "state": info.state.value,
+         "created_at": None if info.created_at is None else utc_time(info.created_at),
+         "retired_at": None if info.retired_at is None else utc_time(info.retired_at),
+         "source": info.source,
+         # A row sealed under another KEK: planted, or a node with the wrong KEK wrote it.
+         **({} if info.trusted else {"trusted": False})}
+        for info in infos]})
+
+
+@keys.command("kek-create")
+@click.argument("path", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path))
+def keys_kek_create(path: Path) -> None:
+    """Write a new key-encryption key to FILE (mode 0600), for QRGATE_KEK_FILE.
+
+    By default the KEK sits in the data directory, beside the SQLite database whose secrets
+    it encrypts: whoever copies one has both. In production keep it elsewhere (another
+    volume, a secrets mount) and point QRGATE_KEK_FILE at it. FILE is never overwritten.
+
+    For a new deployment only: secrets already stored stay encrypted with the KEK in use, so
+    to move that KEK out of the data directory, move its file (keys/kek) instead.
+    """
+    import secrets
+    import shlex
+
+    from qrgate import keystore
+    from qrgate.core.aead import KEY_LEN
+
     settings = Settings.from_env()
-    material = keystore.load_or_create(settings.data_dir, env=settings.env)
-    ring = material.keyring
-    _echo({"active": ring.active_kid.hex(),
-           "verifying": sorted(kid.hex() for kid in ring.public_keys())})
+    in_use = settings.env.get(keystore.ENV_KEK_FILE) or (
+        settings.data_dir / keystore.KEYS_DIR / keystore.KEK_FILE)
+    if Path(in_use).exists():
+        click.echo(f"qrgate: warning: {in_use} is the KEK in use; a new one would leave the "
+                   "secrets stored with it unreadable (move that file instead)", err=True)
+    # 64 hex characters, a form keystore reads back (it also takes 32 raw bytes).
+    _create_secret_file(path, secrets.token_bytes(KEY_LEN).hex().encode("ascii") + b"\n")
+    # Absolute: the server may well start in another directory.
+    click.echo(f"{keystore.ENV_KEK_FILE}={shlex.quote(str(path.resolve()))}")
+
+
+def _create_secret_file(path: Path, content: bytes) -> None:
+    """Create ``path`` holding ``content``, mode 0600, or fail if anything is there already.
+
+    O_CREAT|O_EXCL checks and creates in one step: neither a file created meanwhile nor a
+    symlink planted at ``path`` can be overwritten. The data is fsynced, and the directory
+    entry too, before the command reports the file as ready; a file that could not be
+    written whole is removed, as a truncated key would only be refused later.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise Failure(f"{path} already exists; it is never overwritten") from None
+    except OSError as error:
+        raise cannot_write(path, error) from None
+    try:
+        with os.fdopen(fd, "wb") as file:
+            # Exactly 0600: a strict umask (say 0277) would leave the server unable to read it.
+            os.fchmod(file.fileno(), 0o600)
+            file.write(content)
+            file.flush()
+            os.fsync(file.fileno())
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+    except OSError as error:
+        path.unlink(missing_ok=True)
+        raise cannot_write(path, error) from None

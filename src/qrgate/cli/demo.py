@@ -10,25 +10,17 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-import httpx
 
-from qrgate.accounts.provision import provision
-from qrgate.clients.browser import BrowserSession
-from qrgate.clients.phone import PhoneSimulator, decode_png
-from qrgate.clients.relying_party import ApiError, QrgateClient
-from qrgate.clients.token import SoftToken
+from qrgate.cli.failures import Failure, explain, failure_types
 from qrgate.config import Settings
-from qrgate.core.keyring import PublicKeySet
-from qrgate.core.policy import AppPolicy
-from qrgate.core.txsign import read_chain_code
-from qrgate.http.app import create_app
-from qrgate.http.local import serve_in_thread
-from qrgate.qrimage import decode_image, render_png
-from qrgate.runtime import Runtime, build_runtime
-from qrgate.storage.audit import verify_audit
+
+# The server, clients and storage are imported inside the scenarios, so that `qrgate --help`
+# does not load them.
+if TYPE_CHECKING:
+    from qrgate.runtime import Runtime
 
 T = TypeVar("T")
 DEMO_PASSWORD = "correct horse battery"  # noqa: S105 - a throwaway demo user
@@ -56,10 +48,12 @@ class Steps:
     def run(self, title: str, action: Callable[[], T]) -> T:
         self.number += 1
         click.echo(f"\n[{self.number}] {title}")
+        # Any other exception is a bug in the demo or the server: main() reports it as one.
+        expected: tuple[type[Exception], ...] = (DemoFailed, *failure_types())
         try:
             result = action()
-        except Exception as error:
-            click.echo(f"    FAILED: {error!r}", err=True)
+        except expected as error:
+            click.echo(f"    FAILED: {explain(error) or error}", err=True)
             raise DemoFailed(title) from error
         return result
 
@@ -74,8 +68,7 @@ def _run_demo(name: str, scenario: Callable[[Path], None]) -> None:
         try:
             scenario(Path(tmp))
         except DemoFailed as failed:
-            click.echo(f"\ndemo FAILED at: {failed}", err=True)
-            raise SystemExit(1) from None
+            raise Failure(f"demo {name} FAILED at: {failed}") from None
     click.echo(f"\ndemo {name}: all steps passed")
 
 
@@ -86,6 +79,16 @@ def demo_confirm() -> None:
 
 
 def _confirm(data_dir: Path) -> None:
+    from qrgate.accounts.provision import provision
+    from qrgate.clients.browser import BrowserSession
+    from qrgate.clients.phone import PhoneSimulator, decode_png
+    from qrgate.clients.relying_party import QrgateClient
+    from qrgate.core.policy import AppPolicy
+    from qrgate.http.app import create_app
+    from qrgate.http.local import serve_in_thread
+    from qrgate.qrimage import render_png
+    from qrgate.runtime import build_runtime
+
     steps = Steps()
     port = free_port()
     settings = Settings(data_dir=data_dir, port=port, public_url=f"http://127.0.0.1:{port}")
@@ -150,6 +153,8 @@ def _confirm(data_dir: Path) -> None:
 
 
 def _audit_intact(rt: Runtime, steps: Steps) -> None:
+    from qrgate.storage.audit import verify_audit
+
     with rt.read() as conn:
         report = verify_audit(conn)
     _expect(report.ok, f"audit chain broken: {report.problem}")
@@ -162,6 +167,8 @@ def _expect(condition: object, message: str) -> None:
 
 
 def _expect_error(action: Callable[[], object], code: str) -> None:
+    from qrgate.clients.relying_party import ApiError
+
     try:
         action()
     except ApiError as error:
@@ -178,6 +185,19 @@ def demo_txsign() -> None:
 
 
 def _txsign(data_dir: Path) -> None:
+    import httpx
+
+    from qrgate.accounts.provision import provision
+    from qrgate.clients.phone import decode_png
+    from qrgate.clients.relying_party import QrgateClient
+    from qrgate.clients.token import SoftToken
+    from qrgate.core.keyring import PublicKeySet
+    from qrgate.core.txsign import read_chain_code
+    from qrgate.http.app import create_app
+    from qrgate.http.local import serve_in_thread
+    from qrgate.qrimage import decode_image, render_png
+    from qrgate.runtime import build_runtime
+
     steps = Steps()
     port = free_port()
     settings = Settings(data_dir=data_dir, port=port, public_url=f"http://127.0.0.1:{port}")
@@ -200,7 +220,7 @@ def _txsign(data_dir: Path) -> None:
                 partial(SoftToken.enrol, decode_png(png), server_keys=keys, show=steps.say))
         first = steps.run("S1: the platform makes alice's transaction and its challenge",
                           lambda: platform.start_transaction(
-                              "alice", platform="demo trading", demand="buy 10 ACME at 12.50",
+                              "alice", demand="buy 10 ACME at 12.50",
                               comment="for the pension fund"))
         steps.say(f"OCRA question (SHA-256 of the transaction): {first['question']}")
         challenge = decode_png(platform.transaction_png(first["transaction_id"], "challenge"))
@@ -217,7 +237,7 @@ def _txsign(data_dir: Path) -> None:
                   f", response {scanned.links[0].response}")
         second = steps.run("S6-S8: the platform forms bob's transaction containing alice's",
                            lambda: platform.start_transaction(
-                               "bob", platform="demo trading", demand="co-sign the ACME order",
+                               "bob", demand="co-sign the ACME order",
                                comment="checked against the mandate",
                                parent_code=decode_png(first_png)))
         challenge = decode_png(platform.transaction_png(second["transaction_id"], "challenge"))
@@ -234,9 +254,9 @@ def _txsign(data_dir: Path) -> None:
                       f"{text.demand if text else '(fetch)'} / response {link.response}")
         _expect(chain.links[1].parent_digest == chain.links[0].digest, "links are chained")
 
-        third = platform.start_transaction("alice", platform="demo trading", demand="sell all",
+        third = platform.start_transaction("alice", demand="sell all",
                                            comment="pay invoice 2026-117")
-        other = platform.start_transaction("alice", platform="demo trading", demand="sell all",
+        other = platform.start_transaction("alice", demand="sell all",
                                            comment="pay invoice 2026-118")
         stolen = tokens["alice"].sign(third["challenge_code"])
         steps.run("a response for one transaction is refused on another (one byte differs)",

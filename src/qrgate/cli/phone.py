@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final
 
 import click
-from cryptography.hazmat.primitives import serialization
 
-from qrgate.clients.phone import PhoneSimulator, decode_png
-from qrgate.clients.relying_party import ApiError
-from qrgate.clients.token import SoftToken
-from qrgate.core.keyring import PublicKeySet
-from qrgate.errors import QrgateError
+from qrgate.cli.failures import Failure, cannot_write, read_file
+from qrgate.cli.output import utc_time
+
+if TYPE_CHECKING:
+    from qrgate.clients.phone import PhoneSimulator
+
+# How every qrgate code starts (qrgate.core.codes.PREFIX, any version); importing that module
+# here would load the cryptography stack for `qrgate phone --help`.
+_CODE: Final = re.compile(r"QG[0-9]+:", re.ASCII)
 
 STATE_OPTION = click.option("--state", "state_path", type=click.Path(path_type=Path),
                             default=Path("phone.json"), show_default=True,
@@ -23,6 +27,8 @@ STATE_OPTION = click.option("--state", "state_path", type=click.Path(path_type=P
 
 
 def _save(path: Path, phone: PhoneSimulator) -> None:
+    from cryptography.hazmat.primitives import serialization
+
     assert phone.server_keys is not None
     state = {
         "server": phone.base_url,
@@ -33,31 +39,65 @@ def _save(path: Path, phone: PhoneSimulator) -> None:
             serialization.NoEncryption()).decode(),
         "server_keys": phone.server_keys.to_jwks(),
     }
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as file:
-        json.dump(state, file)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        # The file holds the device's private key: 0600 even if it existed with other modes.
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w") as file:
+            json.dump(state, file)
+    except OSError as error:
+        raise cannot_write(path, error) from None
 
 
 def _load(path: Path) -> PhoneSimulator:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from qrgate.clients.phone import PhoneSimulator
+    from qrgate.clients.token import SoftToken
+    from qrgate.core.keyring import PublicKeySet
+
+    if not path.exists():
+        raise Failure(f"no phone state in {path}: enrol this phone first, or pass --state")
     try:
-        state: dict[str, Any] = json.loads(path.read_text())
+        state: dict[str, Any] = json.loads(read_file(path))
         key = serialization.load_pem_private_key(state["private_key"].encode(), password=None)
-    except (OSError, ValueError, KeyError) as error:
-        raise click.ClickException(f"cannot read phone state {path}: {error}") from None
-    keys = PublicKeySet.from_jwks(state["server_keys"])
-    token = state.get("token")
-    return PhoneSimulator(state["server"], private_key=key,  # type: ignore[arg-type]
-                          device_id=state["device_id"], server_keys=keys, show=click.echo,
-                          token=None if token is None else SoftToken.from_state(
-                              token, server_keys=keys, show=click.echo))
+        keys = PublicKeySet.from_jwks(state["server_keys"])
+        token = state.get("token")
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise ValueError("the device key is not an EC key")
+        return PhoneSimulator(state["server"], private_key=key, device_id=state["device_id"],
+                              server_keys=keys, show=click.echo,
+                              token=None if token is None else SoftToken.from_state(
+                                  token, server_keys=keys, show=click.echo))
+    except KeyError as error:
+        raise Failure(f"{path} is not a phone state file: {error} is missing") from None
+    except (ValueError, TypeError, AttributeError) as error:
+        raise Failure(f"{path} is not a phone state file: {error}") from None
+
+
+def _bound(path: Path) -> PhoneSimulator:
+    """A phone that can scan and decide: one enrolled with ``phone enrol``, not only given
+    a token."""
+    device = _load(path)
+    if device.device_id is None:
+        device.close()
+        raise Failure(f"the phone in {path} is not bound to a user: run phone enrol first")
+    return device
 
 
 def _code_from(source: str) -> str:
-    """A QR image file is decoded as a camera would; anything else is the code text."""
+    """A code is taken as it is; anything else names a QR image, decoded as a camera would."""
+    source = source.strip()
+    if _CODE.match(source):
+        return source
     path = Path(source)
-    if path.is_file():
-        return decode_png(path.read_bytes())
-    return source
+    if not path.exists() and not path.suffix:
+        shown = source if len(source) <= 40 else source[:37] + "..."
+        raise Failure(f"{shown!r} is neither a qrgate code (QG1:...) nor an image file")
+    from qrgate.clients.phone import decode_png
+
+    return decode_png(read_file(path))
 
 
 @click.group()
@@ -74,11 +114,12 @@ def phone() -> None:
 def enrol(code_or_image: str, server: str, password: str | None, confirm_code: str | None,
           state_path: Path) -> None:
     """Bind this phone with an enrolment code (text or a QR image file)."""
+    from qrgate.clients.phone import PhoneSimulator
+
+    code = _code_from(code_or_image)
     device = PhoneSimulator(server, show=click.echo)
     try:
-        device.enrol(_code_from(code_or_image), password=password, confirm_code=confirm_code)
-    except ApiError as error:
-        raise click.ClickException(str(error)) from None
+        device.enrol(code, password=password, confirm_code=confirm_code)
     finally:
         device.close()
     _save(state_path, device)
@@ -95,33 +136,30 @@ def scan(code_or_image: str, approve: bool | None, number: int | None, state_pat
 
     A code is scanned once: scanning it again ends the challenge (it may have been relayed).
     """
-    device = _load(state_path)
+    code = _code_from(code_or_image)
+    device = _bound(state_path)
     try:
-        context = device.scan_text(_code_from(code_or_image))
+        context = device.scan_text(code)
         click.echo(f"challenge {context['challenge_id']}")
         if approve is None:
             approve = click.confirm("Approve?", default=False)
         if approve and context["number_matching"] and number is None:
             number = click.prompt("Number shown in your browser", type=int)
         device.decide(context["challenge_id"], approve=approve, number=number)
-    except ApiError as error:
-        raise click.ClickException(str(error)) from None
     finally:
         device.close()
 
 
 @phone.command("decide")
 @click.argument("challenge_id")
-@click.option("--approve/--deny", required=True)
+@click.option("--approve/--deny", required=True, help="The decision to send.")
 @click.option("--number", type=int, default=None, help="The number the browser shows.")
 @STATE_OPTION
 def decide(challenge_id: str, approve: bool, number: int | None, state_path: Path) -> None:
     """Approve or deny a challenge this phone already scanned."""
-    device = _load(state_path)
+    device = _bound(state_path)
     try:
         device.decide(challenge_id, approve=approve, number=number)
-    except ApiError as error:
-        raise click.ClickException(str(error)) from None
     finally:
         device.close()
 
@@ -137,16 +175,17 @@ def token() -> None:
 @STATE_OPTION
 def token_enrol(code_or_image: str, server: str | None, state_path: Path) -> None:
     """Enrol and activate the token from its enrolment QR (text or image)."""
+    from qrgate.clients.phone import PhoneSimulator
+
+    code = _code_from(code_or_image)
     if state_path.exists():
         device = _load(state_path)
     elif server is not None:
         device = PhoneSimulator(server, show=click.echo)
     else:
-        raise click.ClickException("a new phone needs --server")
+        raise Failure("a new phone needs --server")
     try:
-        device.enrol_token(_code_from(code_or_image))
-    except ApiError as error:
-        raise click.ClickException(str(error)) from None
+        device.enrol_token(code)
     finally:
         device.close()
     _save(state_path, device)
@@ -157,11 +196,13 @@ def token_enrol(code_or_image: str, server: str | None, state_path: Path) -> Non
 @STATE_OPTION
 def token_sign(code_or_image: str, state_path: Path) -> None:
     """S2: show the transaction of a challenge QR and print the token's response."""
+    code = _code_from(code_or_image)
     device = _load(state_path)
+    if device.token is None:
+        device.close()
+        raise Failure(f"the phone in {state_path} has no token: run phone token enrol first")
     try:
-        response = device.sign_transaction(_code_from(code_or_image))
-    except QrgateError as error:
-        raise click.ClickException(f"{error.code}: {error.detail}") from None
+        response = device.sign_transaction(code)
     finally:
         device.close()
     _save(state_path, device)  # the counter moved
@@ -169,14 +210,14 @@ def token_sign(code_or_image: str, state_path: Path) -> None:
 
 
 @phone.command("history")
-@click.option("--query", "-q", default=None)
+@click.option("--query", "-q", default=None, help="Only confirmations mentioning this text.")
 @STATE_OPTION
 def history(query: str | None, state_path: Path) -> None:
     """This phone's confirmations, newest first."""
-    device = _load(state_path)
+    device = _bound(state_path)
     try:
         for item in device.history(query):
-            click.echo(f"{item['created_at']:.0f} {item['state']:<9} "
+            click.echo(f"{utc_time(item['created_at'])} {item['state']:<9} "
                        f"{item['scene'].get('operation')} {item['scene'].get('amount') or ''}")
     finally:
         device.close()

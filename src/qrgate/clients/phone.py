@@ -26,11 +26,12 @@ from qrgate.core.device_auth import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     public_key_bytes,
+    request_target,
     sign_request,
 )
 from qrgate.core.enrolment import read_enrol_code
 from qrgate.core.keyring import PublicKeySet
-from qrgate.errors import Malformed
+from qrgate.errors import Malformed, UnknownKey
 from qrgate.qrimage import decode_image
 
 
@@ -72,7 +73,8 @@ class PhoneSimulator:
             raise RuntimeError("phone is not enrolled")
         timestamp = int(self.clock())
         url = httpx.URL(path, params=params)
-        signature = sign_request(private_key=self.private_key, method=method, path=url.path,
+        signature = sign_request(private_key=self.private_key, method=method,
+                                 path=request_target(url.path, url.query.decode()),
                                  timestamp=timestamp, device_id=who, body=raw)
         headers = {DEVICE_HEADER: who, TIMESTAMP_HEADER: str(timestamp),
                    SIGNATURE_HEADER: signature}
@@ -111,10 +113,24 @@ class PhoneSimulator:
     # --- scheme C ------------------------------------------------------------------------
 
     def read_confirm_code(self, text: str) -> ConfirmCode:
-        """606: verify the code offline; a forged code is refused before any request."""
+        """606: verify the code offline; a forged code is refused before any request. A
+        code signed by a key this phone has not seen yet (the server rotated) makes it
+        fetch the server's keys once more; a code no published key signed stays refused."""
         if self.server_keys is None:
             raise RuntimeError("phone knows no server keys yet")
-        return read_code(text, keys=self.server_keys, now=self.clock())
+        try:
+            return read_code(text, keys=self.server_keys, now=self.clock())
+        except UnknownKey:
+            return read_code(text, keys=self.refresh_keys(), now=self.clock())
+
+    def refresh_keys(self) -> PublicKeySet:
+        """The server's code-signing keys, fetched again (``/v1/keys``)."""
+        response = self._http.get("/v1/keys")
+        raise_for_problem(response)
+        self.server_keys = PublicKeySet.from_jwks(response.json())
+        if self.token is not None:
+            self.token.server_keys = self.server_keys
+        return self.server_keys
 
     def scan_text(self, text: str, *, verify_offline: bool = True) -> dict[str, Any]:
         if verify_offline:
@@ -156,9 +172,8 @@ class PhoneSimulator:
         """Enrol and activate the software token from its enrolment QR content. The phone
         learns the server's keys from the server it is enrolling with, if it has none."""
         if self.server_keys is None:
-            response = self._http.get("/v1/keys")
-            raise_for_problem(response)
-            self.server_keys = PublicKeySet.from_jwks(response.json())
+            self.refresh_keys()
+        assert self.server_keys is not None
         self.token = SoftToken.enrol(code, server_keys=self.server_keys, clock=self.clock,
                                      show=self.show, transport=self.transport)
         return self.token

@@ -106,10 +106,13 @@ class QrgateClient:
             body["suite"] = suite
         return dict(self._call("POST", "/v1/txsign/tokens", json=body))
 
-    def start_transaction(self, account: str, *, platform: str, demand: str, comment: str = "",
+    def start_transaction(self, account: str, *, demand: str, comment: str = "",
+                          platform: str | None = None,
                           parent_code: str | None = None) -> dict[str, Any]:
-        body: dict[str, Any] = {"account": account, "platform": platform, "demand": demand,
-                                "comment": comment}
+        """``platform``: the business id of the platform (default: this key's application)."""
+        body: dict[str, Any] = {"account": account, "demand": demand, "comment": comment}
+        if platform is not None:
+            body["platform"] = platform
         if parent_code is not None:
             body["parent_code"] = parent_code
         return dict(self._call("POST", "/v1/txsign/transactions", json=body))

@@ -8,6 +8,7 @@ showing the transaction, and answering the OCRA question it recomputes from what
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from qrgate.clients.relying_party import raise_for_problem
 from qrgate.core import ocra
 from qrgate.core.keyring import PublicKeySet
 from qrgate.core.txsign import ChallengeCode, read_challenge_code, transaction_digest
-from qrgate.errors import Rejected
+from qrgate.errors import Rejected, UnknownKey
 from qrgate.txsign.tokens import activation_question, read_enrolment_code
 
 
@@ -52,15 +53,26 @@ class SoftToken:
                     server_url=enrolment.server_url, login=enrolment.login,
                     server_keys=server_keys, clock=clock, show=show)
         response = token._respond(activation_question(token.token_id))
+        # Kept only for this activation: it lets a retry after a lost reply be recognised.
+        client_id = secrets.token_urlsafe(24)
         with httpx.Client(base_url=token.server_url, transport=transport) as http:
             result = http.post(f"/v1/txsign/tokens/{token.token_id}/activate",
-                               json={"response": response})
+                               json={"response": response, "client_id": client_id})
         raise_for_problem(result)
         show(f"[token {token.token_id[:8]}] activated for {token.login}")
         return token
 
     def read(self, challenge_code: str) -> ChallengeCode:
-        return read_challenge_code(challenge_code, keys=self.server_keys, now=self.clock())
+        """Verify a challenge code offline; on a key id not seen yet (the server rotated)
+        fetch the server's keys once more, as the phone does."""
+        try:
+            return read_challenge_code(challenge_code, keys=self.server_keys, now=self.clock())
+        except UnknownKey:
+            with httpx.Client(base_url=self.server_url, timeout=10) as http:
+                response = http.get("/v1/keys")
+            raise_for_problem(response)
+            self.server_keys = PublicKeySet.from_jwks(response.json())
+            return read_challenge_code(challenge_code, keys=self.server_keys, now=self.clock())
 
     def sign(self, challenge_code: str) -> str:
         """S2: verify, show, and answer the question recomputed from the shown transaction."""

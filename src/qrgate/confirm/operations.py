@@ -13,7 +13,7 @@ from decimal import Decimal, InvalidOperation
 from sqlalchemy import Connection
 
 from qrgate.accounts import directory
-from qrgate.accounts.tokens import digest, new_id, new_secret
+from qrgate.accounts.tokens import new_id, new_secret
 from qrgate.confirm import qr_server, repository
 from qrgate.confirm.repository import ChallengeRow
 from qrgate.confirm.verifiers import available_verifiers
@@ -60,7 +60,7 @@ def start(rt: Runtime, *, app: directory.AppRecord, request: StartRequest) -> St
                            app_id=app.id, detail={"operation": request.operation})
 
     def work(conn: Connection) -> tuple[Started, str]:
-        target_app = _target_app(conn, app=app, business_id=request.business_id)
+        target_app = directory.resolve_app(conn, app=app, business_id=request.business_id)
         subject.app_id = target_app.id
         user = directory.find_user(conn, org_id=app.org_id, login=request.login)
         subject.user_id = user.id
@@ -106,7 +106,7 @@ def start(rt: Runtime, *, app: directory.AppRecord, request: StartRequest) -> St
             code_nonce=new_verification_code(rt.random(VERIFICATION_CODE_BYTES)),
             code_seq=0,
             code_expires_at=min(int(now) + rt.settings.code_ttl, now + ttl),
-            browser_hash=digest(browser_token),
+            browser_hash=rt.digests.digest(browser_token, purpose="browser_token"),
             requester_ip=request.requester_ip,
             requester_ua=request.requester_ua,
             attempts=0,
@@ -118,16 +118,6 @@ def start(rt: Runtime, *, app: directory.AppRecord, request: StartRequest) -> St
         return Started(challenge=row, code=code, browser_token=browser_token), "started"
 
     return run_decision(rt, subject=subject, now=now, work=work)
-
-
-def _target_app(
-    conn: Connection, *, app: directory.AppRecord, business_id: str | None
-) -> directory.AppRecord:
-    """A key may start challenges for another application (business id) of its organisation."""
-    if business_id is None or business_id == app.business_id:
-        return app
-    app_id = directory.app_id_by_business_id(conn, org_id=app.org_id, business_id=business_id)
-    return directory.get_app(conn, app_id)
 
 
 def _amount(raw: str | None) -> Decimal | None:

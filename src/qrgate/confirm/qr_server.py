@@ -10,6 +10,7 @@ from sqlalchemy import Connection
 from qrgate.confirm import repository
 from qrgate.confirm.repository import ChallengeRow
 from qrgate.core.confirm import VERIFICATION_CODE_BYTES, issue_code, new_verification_code
+from qrgate.core.policy import VerifierKind
 from qrgate.errors import Expired, Rejected
 from qrgate.qrimage import render_png, render_svg
 from qrgate.runtime import Runtime
@@ -30,6 +31,9 @@ def code_for(rt: Runtime, row: ChallengeRow) -> str:
 
 def rotate(rt: Runtime, conn: Connection, *, row: ChallengeRow, now: float) -> ChallengeRow:
     """A new verification code for a waiting page; the old code dies with this update."""
+    if row.verifier != VerifierKind.QR:
+        raise Rejected("this challenge is not confirmed by scanning a code",
+                       code="wrong_verifier")
     if row.effective_state(now) != "pending":
         if row.effective_state(now) == "expired":
             raise Expired("challenge expired")

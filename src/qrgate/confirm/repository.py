@@ -8,11 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, or_, select, update
+from sqlalchemy import Connection, bindparam, exists, insert, or_, select, update
 
 from qrgate.core.confirm import ChallengeView, ConfirmState
+from qrgate.core.policy import VerifierKind
 from qrgate.errors import NotFound
-from qrgate.storage.models import challenges
+from qrgate.storage.models import challenges, devices, users
 
 OPEN_STATES = (ConfirmState.PENDING.value, ConfirmState.SCANNED.value)
 HISTORY_LIMIT = 200
@@ -62,6 +63,7 @@ class ChallengeRow:
             verification_code=self.code_nonce,
             device_id=self.device_id,
             expires_at=self.expires_at,
+            verifier=VerifierKind(self.verifier),
         )
 
     def effective_state(self, now: float) -> ConfirmState:
@@ -85,12 +87,19 @@ def _row(row: Any) -> ChallengeRow:
 _INSERT = insert(challenges)
 _LOAD = select(challenges).where(challenges.c.id == bindparam("b_id"))
 _OPEN = challenges.c.state.in_(OPEN_STATES)
+# A decision is taken only while its user is not frozen and (for scans and decisions) its
+# device is active: checked in the very statement that takes it, so a freeze committed on
+# any node stops every later decision at once, with no window between check and write.
+_USER_NOT_FROZEN = ~exists().where(users.c.id == challenges.c.user_id,
+                                   users.c.frozen_at.is_not(None))
+_DEVICE_ACTIVE = exists().where(devices.c.id == bindparam("b_device"),
+                                devices.c.status == "active")
 _MARK_SCANNED = (
     update(challenges)
     .where(challenges.c.id == bindparam("b_id"),
            challenges.c.state == ConfirmState.PENDING.value,
            challenges.c.code_nonce == bindparam("b_nonce"),
-           challenges.c.expires_at > bindparam("b_now"))
+           challenges.c.expires_at > bindparam("b_now"), _USER_NOT_FROZEN, _DEVICE_ACTIVE)
     .values(state=ConfirmState.SCANNED.value, device_id=bindparam("b_device"),
             scanned_at=bindparam("b_at"))
     .returning(*challenges.c)
@@ -100,7 +109,7 @@ _DECIDE = (
     .where(challenges.c.id == bindparam("b_id"),
            challenges.c.state == ConfirmState.SCANNED.value,
            challenges.c.device_id == bindparam("b_device"),
-           challenges.c.expires_at > bindparam("b_now"))
+           challenges.c.expires_at > bindparam("b_now"), _USER_NOT_FROZEN, _DEVICE_ACTIVE)
     .values(state=bindparam("b_state"), reason=bindparam("b_reason"),
             decided_at=bindparam("b_at"))
     .returning(*challenges.c)
@@ -109,7 +118,7 @@ _FINISH_PENDING = (
     update(challenges)
     .where(challenges.c.id == bindparam("b_id"),
            challenges.c.state == ConfirmState.PENDING.value,
-           challenges.c.expires_at > bindparam("b_now"))
+           challenges.c.expires_at > bindparam("b_now"), _USER_NOT_FROZEN)
     .values(state=bindparam("b_state"), reason=bindparam("b_reason"),
             decided_at=bindparam("b_at"))
     .returning(*challenges.c)
@@ -158,8 +167,12 @@ def insert_challenge(conn: Connection, *, search_text: str, **values: Any) -> Ch
     )
 
 
+def find(conn: Connection, challenge_id: str) -> ChallengeRow | None:
+    return _one(conn, _LOAD, {"b_id": challenge_id})
+
+
 def load(conn: Connection, challenge_id: str) -> ChallengeRow:
-    row = _one(conn, _LOAD, {"b_id": challenge_id})
+    row = find(conn, challenge_id)
     if row is None:
         raise NotFound("no such challenge", code="challenge_not_found")
     return row
@@ -211,6 +224,17 @@ def rotate(
 ) -> ChallengeRow | None:
     return _one(conn, _ROTATE, {"b_id": challenge_id, "b_now": now, "b_nonce": code_nonce,
                                 "b_code_expires_at": code_expires_at})
+
+
+def end_open_for_user(conn: Connection, *, user_id: int, reason: str, now: float) -> list[str]:
+    """Reject every open, unexpired challenge of a user (frozen); returns their ids."""
+    rows = conn.execute(
+        update(challenges)
+        .where(challenges.c.user_id == user_id, _OPEN, challenges.c.expires_at > now)
+        .values(state=ConfirmState.REJECTED.value, reason=reason, decided_at=now)
+        .returning(challenges.c.id)
+    )
+    return [row.id for row in rows]
 
 
 def count_failure(conn: Connection, *, challenge_id: str) -> int:

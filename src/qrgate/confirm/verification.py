@@ -15,16 +15,16 @@ repeated failures lock it.
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 from dataclasses import dataclass
 
 from sqlalchemy import Connection
 
 from qrgate.accounts import directory
-from qrgate.accounts.tokens import matches
 from qrgate.confirm import qr_server, repository
 from qrgate.confirm.repository import ChallengeRow
-from qrgate.confirm.verifiers import verify_totp
+from qrgate.confirm.verifiers import verify_totp, was_last_accepted
 from qrgate.core.confirm import (
     ConfirmState,
     Decision,
@@ -34,6 +34,7 @@ from qrgate.core.confirm import (
     check_scan,
     read_code,
 )
+from qrgate.core.policy import VerifierKind
 from qrgate.decisions import AuditSubject, run_decision
 from qrgate.errors import (
     AlreadyDecided,
@@ -43,9 +44,9 @@ from qrgate.errors import (
     NotFound,
     NumberMismatch,
     QrgateError,
+    Rejected,
     Replayed,
     Unauthenticated,
-    WrongCodeType,
 )
 from qrgate.runtime import Runtime
 
@@ -69,14 +70,27 @@ def scan(rt: Runtime, *, code_text: str, device: directory.DeviceRecord) -> Scan
 
     # Signature and expiry first, outside the transaction: a forged code never takes a lock.
     try:
-        code = read_code(code_text, keys=rt.keyring, now=now)
+        code = rt.keys.verifying(lambda ring: read_code(code_text, keys=ring, now=now))
     except QrgateError as error:
         with rt.engine.begin() as conn:
             subject.record(conn, now=now, reason=error.code)
         raise
+    challenge_id = code.challenge_id.hex()
+
+    def context(conn: Connection, row: ChallengeRow) -> ScanContext:
+        app = directory.get_app(conn, row.app_id)
+        return ScanContext(challenge=row, app=app, place=describe_place(row.requester_ip))
+
+    def repeat_of(conn: Connection) -> ScanContext | None:
+        """This device already scanned this very code: its reply was lost, not relayed."""
+        row = repository.find(conn, challenge_id)
+        if (row is not None and row.effective_state(now) == ConfirmState.SCANNED
+                and row.device_id == device.id
+                and hmac.compare_digest(row.code_nonce, code.verification_code)):
+            return context(conn, row)
+        return None
 
     def work(conn: Connection) -> tuple[ScanContext, str]:
-        challenge_id = code.challenge_id.hex()
         row = repository.load(conn, challenge_id)
         subject.challenge_id, subject.org_id, subject.app_id = row.id, row.org_id, row.app_id
         check_attempts(attempts=row.attempts, max_failures=rt.settings.max_failures)
@@ -85,16 +99,14 @@ def scan(rt: Runtime, *, code_text: str, device: directory.DeviceRecord) -> Scan
         scanned = repository.mark_scanned(conn, challenge_id=row.id, code_nonce=row.code_nonce,
                                           device_id=device.id, now=now)
         if scanned is None:
+            _refusal(conn, row=row, device_id=device.id)
             # Lost a race with another scan of the same code on another connection or node.
             raise Replayed("code was already scanned", code="scanned_twice")
         rt.events.publish(conn, topic=row.id, state=ConfirmState.SCANNED.value)
-        app = directory.get_app(conn, row.app_id)
-        return ScanContext(challenge=scanned, app=app, place=describe_place(row.requester_ip)), (
-            "scanned"
-        )
+        return context(conn, scanned), "scanned"
 
     return run_decision(
-        rt, subject=subject, now=now, work=work,
+        rt, subject=subject, now=now, work=work, repeat_of=repeat_of,
         on_failure=lambda conn, error: _after_failure(rt, conn, subject, error, now),
     )
 
@@ -110,6 +122,17 @@ def decide(
     now = rt.clock()
     subject = AuditSubject(event=f"confirm.{decision.value}", scheme="confirm",
                            user_id=device.user_id, device_id=device.id, challenge_id=challenge_id)
+    state, reason = (
+        (ConfirmState.APPROVED, "approved") if decision == Decision.APPROVE
+        else (ConfirmState.DENIED, "denied_by_user")
+    )
+
+    def repeat_of(conn: Connection) -> ChallengeRow | None:
+        """This device already took this very decision: its reply was lost."""
+        row = repository.find(conn, challenge_id)
+        if row is not None and row.state == state and row.device_id == device.id:
+            return row
+        return None
 
     def work(conn: Connection) -> tuple[ChallengeRow, str]:
         row = repository.load(conn, challenge_id)
@@ -117,13 +140,10 @@ def decide(
         check_attempts(attempts=row.attempts, max_failures=rt.settings.max_failures)
         check_decision(expected=row.view(), device=_device_view(device), decision=decision,
                        number=number, now=now)
-        state, reason = (
-            (ConfirmState.APPROVED, "approved") if decision == Decision.APPROVE
-            else (ConfirmState.DENIED, "denied_by_user")
-        )
         decided = repository.decide(conn, challenge_id=row.id, device_id=device.id, state=state,
                                     reason=reason, now=now)
         if decided is None:
+            _refusal(conn, row=row, device_id=device.id)
             raise AlreadyDecided("challenge already decided")
         if state == ConfirmState.APPROVED:
             directory.reset_user_failures(conn, user_id=row.user_id)
@@ -131,7 +151,7 @@ def decide(
         return decided, reason
 
     return run_decision(
-        rt, subject=subject, now=now, work=work,
+        rt, subject=subject, now=now, work=work, repeat_of=repeat_of,
         on_failure=lambda conn, error: _after_failure(rt, conn, subject, error, now),
     )
 
@@ -144,11 +164,20 @@ def check_otp(
     subject = AuditSubject(event="confirm.otp", scheme="confirm", org_id=app.org_id,
                            challenge_id=challenge_id)
 
+    def repeat_of(conn: Connection) -> ChallengeRow | None:
+        """The relying party sent again the password that approved this challenge."""
+        row = repository.find(conn, challenge_id)
+        if (row is not None and row.org_id == app.org_id and row.verifier == VerifierKind.TOTP
+                and row.state == ConfirmState.APPROVED
+                and was_last_accepted(conn, box=rt.box, user_id=row.user_id, otp=otp)):
+            return row
+        return None
+
     def work(conn: Connection) -> tuple[ChallengeRow, str]:
         row = _owned(conn, app=app, challenge_id=challenge_id)
         subject.app_id, subject.user_id = row.app_id, row.user_id
-        if row.verifier != "totp":
-            raise WrongCodeType("this challenge is not verified by TOTP", code="wrong_verifier")
+        if row.verifier != VerifierKind.TOTP:
+            raise Rejected("this challenge is not verified by TOTP", code="wrong_verifier")
         check_attempts(attempts=row.attempts, max_failures=rt.settings.max_failures)
         _ensure_open(row, now)
         verify_totp(conn, box=rt.box, user_id=row.user_id, otp=otp, now=now)
@@ -156,6 +185,7 @@ def check_otp(
             conn, challenge_id=row.id, state=ConfirmState.APPROVED, reason="approved", now=now
         )
         if decided is None:
+            _refusal(conn, row=row, device_id=None)
             raise AlreadyDecided("challenge already decided")
         directory.reset_user_failures(conn, user_id=row.user_id)
         rt.events.publish(conn, topic=row.id, state=ConfirmState.APPROVED.value)
@@ -169,7 +199,16 @@ def check_otp(
         elif isinstance(error, Expired):
             _expire(rt, conn, challenge_id=challenge_id, now=now)
 
-    return run_decision(rt, subject=subject, now=now, work=work, on_failure=after)
+    return run_decision(rt, subject=subject, now=now, work=work, on_failure=after,
+                        repeat_of=repeat_of)
+
+
+def _refusal(conn: Connection, *, row: ChallengeRow, device_id: str | None) -> None:
+    """Why a conditional transition matched no row, when the reason is not the state: the
+    user was frozen, or the device frozen or unbound, since the row was read."""
+    directory.ensure_not_frozen(directory.get_user(conn, row.user_id))
+    if device_id is not None and not directory.get_device(conn, device_id).active:
+        raise NotBound("device is unbound or frozen")
 
 
 def cancel(rt: Runtime, *, app: directory.AppRecord, challenge_id: str) -> ChallengeRow:
@@ -197,15 +236,17 @@ def rotate_code(rt: Runtime, *, challenge_id: str, browser_token: str) -> tuple[
     """The waiting page asks for a fresh code; only the browser that started may ask."""
     now = rt.clock()
     with rt.engine.begin() as conn:
-        row = load_for_browser(conn, challenge_id=challenge_id, browser_token=browser_token)
+        row = load_for_browser(rt, conn, challenge_id=challenge_id,
+                               browser_token=browser_token)
         rotated = qr_server.rotate(rt, conn, row=row, now=now)
         rt.events.publish(conn, topic=row.id, state=ConfirmState.PENDING.value)
     return rotated, qr_server.code_for(rt, rotated)
 
 
-def load_for_browser(conn: Connection, *, challenge_id: str, browser_token: str) -> ChallengeRow:
+def load_for_browser(rt: Runtime, conn: Connection, *, challenge_id: str,
+                     browser_token: str) -> ChallengeRow:
     row = repository.load(conn, challenge_id)
-    if not matches(browser_token, row.browser_hash):
+    if not rt.digests.matches(browser_token, row.browser_hash, purpose="browser_token"):
         raise Forbidden("this challenge belongs to another browser", code="wrong_browser")
     return row
 

@@ -77,17 +77,28 @@ def totp_uri(*, secret: str, login: str, issuer: str) -> str:
     )
 
 
-def verify_totp(
-    conn: Connection, *, box: SecretBox, user_id: int, otp: str, now: float
-) -> int:
-    """Accepts each time step at most once (compare-and-set on the last used step)."""
+def _totp(conn: Connection, *, box: SecretBox, user_id: int) -> tuple[pyotp.TOTP, int | None]:
     row = conn.execute(
-        select(users.c.totp_secret_enc).where(users.c.id == user_id)
+        select(users.c.totp_secret_enc, users.c.totp_last_step).where(users.c.id == user_id)
     ).first()
     if row is None or row.totp_secret_enc is None:
         raise VerifierUnavailable("user has no TOTP set up")
     secret = box.open(row.totp_secret_enc, context=_context(user_id)).decode()
-    totp = pyotp.TOTP(secret, digits=TOTP_DIGITS, interval=TOTP_PERIOD)
+    return pyotp.TOTP(secret, digits=TOTP_DIGITS, interval=TOTP_PERIOD), row.totp_last_step
+
+
+def was_last_accepted(conn: Connection, *, box: SecretBox, user_id: int, otp: str) -> bool:
+    """True when ``otp`` is the password of the last time step accepted for this user: a
+    repeat of the request that used it, not a new guess."""
+    totp, last_step = _totp(conn, box=box, user_id=user_id)
+    return last_step is not None and hmac.compare_digest(totp.generate_otp(last_step), otp)
+
+
+def verify_totp(
+    conn: Connection, *, box: SecretBox, user_id: int, otp: str, now: float
+) -> int:
+    """Accepts each time step at most once (compare-and-set on the last used step)."""
+    totp, _ = _totp(conn, box=box, user_id=user_id)
     current = int(now) // TOTP_PERIOD
     matched: int | None = None
     for step in range(current - TOTP_WINDOW, current + TOTP_WINDOW + 1):

@@ -34,13 +34,9 @@ import cbor2
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from qrgate.core.cose import (
-    ALG_ES256,
-    COSE_SIGN1_TAG,
-    HEADER_ALG,
-    HEADER_KID,
     Sign1Message,
     loads_strict,
-    parse_sign1,
+    parse_own_sign1,
     verify_sign1,
 )
 from qrgate.core.keyring import KeyRing, PublicKeySet
@@ -177,21 +173,7 @@ def _unbase45(body: str) -> bytes:
 def _parse_envelope(text: str) -> tuple[Sign1Message, bytes]:
     if len(text) > MAX_CODE_CHARS:
         raise PayloadTooLarge(f"code longer than {MAX_CODE_CHARS} characters")
-    raw = _unbase45(_check_prefix(text))
-    message = parse_sign1(raw)
-    kid = message.kid
-    # Only the exact bytes sign1() writes are accepted, so the encoded envelope cannot be
-    # varied (untagged, extra unprotected headers, unsigned kid) around a valid signature.
-    if kid is None or message.protected != {HEADER_ALG: ALG_ES256, HEADER_KID: kid}:
-        raise MalformedCode("protected header must hold exactly alg ES256 and the kid")
-    canonical = cbor2.dumps(
-        cbor2.CBORTag(
-            COSE_SIGN1_TAG, [message.protected_raw, {}, message.payload, message.signature]
-        )
-    )
-    if raw != canonical or message.protected_raw != cbor2.dumps(message.protected, canonical=True):
-        raise MalformedCode("COSE envelope is not in canonical form")
-    return message, kid
+    return parse_own_sign1(_unbase45(_check_prefix(text)))
 
 
 def peek_kid(text: str) -> bytes:

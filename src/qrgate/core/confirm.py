@@ -40,6 +40,7 @@ from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 
 from qrgate.core.codes import CodeType, decode_code, encode_code
 from qrgate.core.keyring import KeyRing, PublicKeySet
+from qrgate.core.policy import VerifierKind
 from qrgate.errors import (
     AlreadyDecided,
     Expired,
@@ -137,6 +138,9 @@ class ChallengeView:
     verification_code: bytes
     device_id: str | None
     expires_at: float
+    # The verifier decides which proofs the challenge accepts: a scanned code and a device
+    # decision only for QR challenges, a one-time password only for TOTP ones.
+    verifier: VerifierKind = VerifierKind.QR
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -169,6 +173,7 @@ def issue_code(
     keyring: KeyRing,
 ) -> str:
     """604: the signed confirmation code for the QR now on screen."""
+    _require_qr(challenge)
     claims: dict[int, object] = {
         ConfirmClaim.CHALLENGE: challenge.challenge_id,
         ConfirmClaim.ORG: challenge.org_id,
@@ -227,6 +232,7 @@ def check_scan(
     Checks run from the cheapest, most specific to the state check, so each failure reports
     the reason a security team would want in the audit log.
     """
+    _require_qr(expected)
     if code.issuer != expected_issuer:
         raise Rejected("code was issued by another QR server", code="wrong_issuer")
     if not hmac.compare_digest(code.challenge_id, expected.challenge_id):
@@ -251,6 +257,7 @@ def check_decision(
     now: float,
 ) -> None:
     """608, second half: the device that scanned decides, once, with the right number."""
+    _require_qr(expected)
     _check_device_and_open(expected=expected, device=device)
     if now >= expected.expires_at:
         raise Expired("challenge expired")
@@ -266,6 +273,15 @@ def check_decision(
         # Constant-time even for two digits: the comparison must not leak through timing.
         if not hmac.compare_digest(str(number).encode(), str(expected.number).encode()):
             raise NumberMismatch("number does not match")
+
+
+def _require_qr(challenge: ChallengeView) -> None:
+    """A challenge routed to another verifier never shows, accepts or decides by a code:
+    otherwise whoever holds its browser token could get a code signed and have it approved
+    without the other verifier's proof (or the number matching its policy asks for)."""
+    if challenge.verifier != VerifierKind.QR:
+        raise Rejected("this challenge is not confirmed by scanning a code",
+                       code="wrong_verifier")
 
 
 def _check_device_and_open(*, expected: ChallengeView, device: DeviceView) -> None:

@@ -10,8 +10,10 @@ body, so anything unexpected (trailing bytes, duplicate map keys, indefinite len
 other than 18, critical headers we cannot honour) is reported as
 :class:`~qrgate.errors.MalformedCode` rather than being interpreted leniently.
 
-ECDSA signatures are malleable (``(r, s)`` and ``(r, n - s)`` both verify), so neither the
-signature nor the encoded message may serve as a unique identifier; use a signed id instead.
+ECDSA signatures are malleable (``(r, s)`` and ``(r, n - s)`` both verify). :func:`sign1`
+always writes the low-S form (``s <= n/2``) and qrgate's own formats accept only that
+(:func:`require_low_s`), so a signed code cannot be varied into a second valid text without
+the key. :func:`verify_sign1` itself stays generic, as RFC 9052 and its test vectors are.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ HEADER_CRIT: Final = 2
 HEADER_KID: Final = 4
 
 _COORD_LEN: Final = 32
+# The order n of the P-256 group.
+P256_ORDER: Final = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 ES256_SIGNATURE_LEN: Final = 2 * _COORD_LEN
 # Deep enough for any header or claims map we produce, shallow enough that hostile
 # nesting cannot exhaust the stack of the C decoder.
@@ -188,9 +192,31 @@ def sign1(
     protected_raw = cbor2.dumps({HEADER_ALG: ALG_ES256, HEADER_KID: kid}, canonical=True)
     tbs = to_be_signed(protected_raw=protected_raw, payload=payload, external_aad=external_aad)
     r, s = decode_dss_signature(private_key.sign(tbs, _DETERMINISTIC_ES256))
+    s = min(s, P256_ORDER - s)
     signature = r.to_bytes(_COORD_LEN, "big") + s.to_bytes(_COORD_LEN, "big")
     body = [protected_raw, {}, payload, signature]
     return cbor2.dumps(cbor2.CBORTag(COSE_SIGN1_TAG, body) if tagged else body)
+
+
+def parse_own_sign1(raw: bytes) -> tuple[Sign1Message, bytes]:
+    """Parse a message of one of qrgate's own formats: only the exact bytes :func:`sign1`
+    writes (tagged, alg and kid protected and nothing else, canonical CBOR, low S), so a
+    signed message cannot be varied into another valid encoding without the key. Returns
+    the message and its kid; the signature is not verified yet."""
+    message = parse_sign1(raw)
+    kid = message.kid
+    if kid is None or message.protected != {HEADER_ALG: ALG_ES256, HEADER_KID: kid}:
+        raise MalformedCode("protected header must hold exactly alg ES256 and the kid")
+    canonical = cbor2.dumps(
+        cbor2.CBORTag(
+            COSE_SIGN1_TAG, [message.protected_raw, {}, message.payload, message.signature]
+        )
+    )
+    if raw != canonical or message.protected_raw != cbor2.dumps(message.protected, canonical=True):
+        raise MalformedCode("COSE envelope is not in canonical form")
+    if int.from_bytes(message.signature[_COORD_LEN:], "big") > P256_ORDER // 2:
+        raise MalformedCode("signature is not in low-S form")
+    return message, kid
 
 
 def verify_sign1(

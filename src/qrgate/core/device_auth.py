@@ -2,9 +2,16 @@
 
 Every device request carries three headers: ``Qrgate-Device`` (the device id),
 ``Qrgate-Timestamp`` (Unix seconds) and ``Qrgate-Signature`` (base64url of the raw r||s
-ES256 signature, the form WebCrypto produces). The signed input binds the method, the path,
-the time and the SHA-256 of the exact body bytes, so a signature cannot be moved to another
-request. Replays inside the clock-skew window only ever meet single-use state transitions.
+ES256 signature, the form WebCrypto produces). The signed input binds the method, the
+target (the path, plus ``?`` and the raw query string when there is one), the time and the
+SHA-256 of the exact body bytes, so a signature cannot be moved to another request.
+Replays inside the clock-skew window only ever meet single-use state transitions, or are
+recognised as the same request repeated (``qrgate.decisions``).
+
+Only low-S signatures are accepted (``s <= n/2``, as Bitcoin and Ethereum require): ECDSA's
+``(r, n - s)`` twin of a valid signature would verify too, so a signature could be varied
+without the key. WebCrypto does not normalise ``s``; a client replaces a high ``s`` by
+``n - s`` before sending (:func:`sign_request` does).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 )
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from qrgate.core.cose import P256_ORDER
 from qrgate.errors import BadSignature, Expired, Malformed
 
 DEVICE_HEADER = "qrgate-device"
@@ -29,7 +37,13 @@ SIGNATURE_HEADER = "qrgate-signature"
 _DOMAIN = b"QGDEV1"
 
 
+def request_target(path: str, query: str) -> str:
+    """What the signature covers of the URL: the path, and the raw query if any."""
+    return f"{path}?{query}" if query else path
+
+
 def signing_input(*, method: str, path: str, timestamp: int, device_id: str, body: bytes) -> bytes:
+    """``path`` is the request target: see :func:`request_target`."""
     digest = hashlib.sha256(body).hexdigest()
     return b"\n".join(
         (_DOMAIN, method.upper().encode(), path.encode(), str(timestamp).encode(),
@@ -50,6 +64,7 @@ def sign_request(
         method=method, path=path, timestamp=timestamp, device_id=device_id, body=body
     )
     r, s = decode_dss_signature(private_key.sign(message, ec.ECDSA(hashes.SHA256())))
+    s = min(s, P256_ORDER - s)
     raw = r.to_bytes(32, "big") + s.to_bytes(32, "big")
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
@@ -82,7 +97,10 @@ def verify_request(
         raise BadSignature("device signature is not base64url") from None
     if len(raw) != 64:
         raise BadSignature("device signature must be 64 bytes (r||s)")
-    der = encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
+    r, s = int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big")
+    if s > P256_ORDER // 2:
+        raise BadSignature("device signature must have a low s (s <= n/2)")
+    der = encode_dss_signature(r, s)
     message = signing_input(
         method=method, path=path, timestamp=timestamp, device_id=device_id, body=body
     )

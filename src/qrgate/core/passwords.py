@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hmac
+import os
 
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
@@ -19,6 +20,11 @@ def hash_password(password: str, *, salt: bytes) -> str:
     return "$".join(
         ("scrypt", str(_LOG2_N), str(_R), str(_P), _b64(salt), _b64(digest))
     )
+
+
+def new_password_hash(password: str) -> str:
+    """A hash with a fresh random salt: the stored form of a new password."""
+    return hash_password(password, salt=os.urandom(16))
 
 
 def verify_password(password: str, encoded: str) -> bool:

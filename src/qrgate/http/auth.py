@@ -31,6 +31,7 @@ class SignedRequest:
     """The parts of an HTTP request that a device signature covers."""
 
     method: str
+    # The request target: the path, plus "?" and the raw query string when there is one.
     path: str
     headers: Mapping[str, str]
     body: bytes
@@ -89,14 +90,31 @@ def authenticate_device(rt: Runtime, request: SignedRequest) -> directory.Device
             raise Frozen("device is frozen")
     except QrgateError as error:
         # Only a known device is named: the header itself is attacker-controlled.
-        subject = AuditSubject(
-            event="device.auth", user_id=device.user_id if device else None,
-            device_id=device.id if device else None, detail={"path": request.path[:100]},
-        )
-        with rt.engine.begin() as conn:
-            subject.record(conn, now=rt.clock(), reason=error.code)
+        known = device.id if device else None
+        repeats = rt.refusals.admit(reason=error.code, device_id=known)
+        if repeats is not None:
+            detail: dict[str, object] = {"path": request.path[:100]}
+            if repeats:
+                detail["repeats"] = repeats
+            subject = AuditSubject(event="device.auth",
+                                   user_id=device.user_id if device else None,
+                                   device_id=known, detail=detail)
+            with rt.engine.begin() as conn:
+                subject.record(conn, now=rt.clock(), reason=error.code)
         raise
     return device
+
+
+def record_pending_refusals(rt: Runtime) -> None:
+    """Write the refusals counted but not yet audited (the server is stopping)."""
+    pending = rt.refusals.drain()
+    if not pending:
+        return
+    with rt.engine.begin() as conn:
+        for (reason, device_id), repeats in pending:
+            AuditSubject(event="device.auth", device_id=device_id,
+                         detail={"repeats": repeats}).record(conn, now=rt.clock(),
+                                                             reason=reason)
 
 
 def browser_token_from(headers: Mapping[str, str], cookies: Mapping[str, str]) -> str | None:

@@ -8,6 +8,7 @@ from typing import ParamSpec, TypeVar, cast
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
+from qrgate.core.device_auth import request_target
 from qrgate.http.auth import SignedRequest
 from qrgate.runtime import Runtime
 
@@ -19,7 +20,7 @@ def runtime_of(request: Request) -> Runtime:
 async def signed_request(request: Request) -> SignedRequest:
     return SignedRequest(
         method=request.method,
-        path=request.url.path,
+        path=request_target(request.url.path, request.url.query),
         headers=request.headers,
         body=await request.body(),
     )
@@ -33,5 +34,8 @@ async def offload(rt: Runtime, func: Callable[P, T], *args: P.args, **kwargs: P.
     """Run a request's blocking work (database, crypto): inline for SQLite, else in the
     thread pool (see ``Runtime.inline_db``)."""
     if rt.inline_db:
-        return func(*args, **kwargs)
-    return await run_in_threadpool(func, *args, **kwargs)
+        result = func(*args, **kwargs)
+    else:
+        result = await run_in_threadpool(func, *args, **kwargs)
+    rt.db_health.answered()
+    return result

@@ -1,8 +1,14 @@
-"""A body-size limit enforced before any handler parses the body (pure ASGI middleware, so
-a client that lies about Content-Length or streams without one is cut off all the same).
+"""Size limits enforced before any handler runs (pure ASGI middleware).
 
-Our own rather than FastAPI's ``max_body_size``: Starlette's limiter answers a too-long
-Content-Length with a plain-text 413, and every qrgate error is an RFC 9457 document."""
+* Headers: at most ``max_header_bytes`` in all, else ``431 headers_too_large``. The HTTP
+  parser uvicorn uses by default (httptools) sets no limit of its own.
+* Body: at most ``max_body_bytes``, else ``413 payload_too_large``, whether the client
+  declared a Content-Length or streamed a chunked body. The body is read up front (it is
+  small by definition) and handed to the app from memory, so the app never sees a
+  half-read body: FastAPI turns a failure while reading into a ``400``.
+
+Our own rather than FastAPI's ``max_body_size``: every qrgate error is an RFC 9457 document.
+"""
 
 from __future__ import annotations
 
@@ -10,61 +16,78 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from qrgate.errors import ErrorCode
+from qrgate.http.problems import PROBLEM_MEDIA_TYPE, problem_body
 
-class BodyTooLarge(Exception):
-    """Raised into the app when the body outgrows the limit mid-stream."""
 
-
-class BodyLimitMiddleware:
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+class RequestLimits:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, max_header_bytes: int) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.max_body_bytes = max_body_bytes
+        self.max_header_bytes = max_header_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        for name, value in scope.get("headers", ()):
-            if name == b"content-length":
-                try:
-                    declared = int(value)
-                except ValueError:
-                    declared = self.max_bytes + 1
-                if declared > self.max_bytes:
-                    await _too_large(send, self.max_bytes)
-                    return
-        received = 0
-        response_started = False
-
-        async def limited_receive() -> Message:
-            nonlocal received
+        headers = scope.get("headers", ())
+        if sum(len(name) + len(value) for name, value in headers) > self.max_header_bytes:
+            await _refuse(send, 431, "headers_too_large", "Request headers too large",
+                          f"request headers exceed {self.max_header_bytes} bytes")
+            return
+        for name, value in headers:
+            if name == b"content-length" and not _fits(value, self.max_body_bytes):
+                await _refuse_body(send, self.max_body_bytes)
+                return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise BodyTooLarge
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal response_started
-            if message["type"] == "http.response.start":
-                response_started = True
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except BodyTooLarge:
-            if not response_started:
-                await _too_large(send, self.max_bytes)
+            if message["type"] != "http.request":
+                # The client left before sending its body: let the app see that.
+                await self.app(scope, _replay([message], receive), send)
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                await _refuse_body(send, self.max_body_bytes)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        await self.app(scope, _replay([body], receive), send)
 
 
-async def _too_large(send: Send, limit: int) -> None:
-    body = json.dumps({
-        "type": "https://qrgate.dev/problems/payload_too_large", "title": "Payload too large",
-        "status": 413, "detail": f"request body exceeds {limit} bytes",
-        "code": "payload_too_large",
-    }).encode()
-    await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/problem+json"),
-                            (b"content-length", str(len(body)).encode())]})
+def _fits(declared: bytes, limit: int) -> bool:
+    try:
+        return 0 <= int(declared) <= limit
+    except ValueError:
+        return False
+
+
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    """Hand out ``messages`` first, then the real channel (which reports a disconnect)."""
+    pending = list(messages)
+
+    async def replayed() -> Message:
+        if pending:
+            return pending.pop(0)
+        return await receive()
+
+    return replayed
+
+
+async def _refuse_body(send: Send, limit: int) -> None:
+    await _refuse(send, 413, "payload_too_large", "Payload too large",
+                  f"request body exceeds {limit} bytes")
+
+
+async def _refuse(send: Send, status: int, code: ErrorCode, title: str, detail: str) -> None:
+    body = json.dumps(problem_body(status, code, title, detail)).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+                            (b"content-length", str(len(body)).encode()),
+                            # The rest of the request was not read: don't reuse the stream.
+                            (b"connection", b"close")]})
     await send({"type": "http.response.body", "body": body})

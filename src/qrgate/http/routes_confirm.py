@@ -3,16 +3,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from qrgate.accounts import directory
 from qrgate.confirm import operations, qr_server, verification
 from qrgate.confirm.repository import ChallengeRow, history
 from qrgate.core.confirm import ConfirmState
 from qrgate.core.policy import VerifierKind
-from qrgate.errors import Expired, NotFound, Rejected, Unauthenticated
+from qrgate.errors import Expired, Rejected, Unauthenticated
 from qrgate.http import schemas
 from qrgate.http.auth import (
     BROWSER_COOKIE,
@@ -23,6 +21,9 @@ from qrgate.http.auth import (
     browser_token_from,
 )
 from qrgate.http.context import offload, runtime_of, signed_request
+from qrgate.http.media import EventStream, PngImage, SvgImage
+from qrgate.http.openapi import API_KEY, BROWSER, BROWSER_OR_API_KEY, DEVICE, documented
+from qrgate.http.schemas import IdPath, Limit, LoginQuery, SearchQuery
 from qrgate.http.sse import challenge_events
 from qrgate.runtime import Runtime
 
@@ -49,7 +50,8 @@ def _links(rt: Runtime, challenge_id: str) -> dict[str, str]:
 
 
 @router.post("/challenges", status_code=201, response_model=schemas.Started,
-             summary="601/602: start confirming a sensitive operation")
+             summary="601/602: start confirming a sensitive operation",
+             **documented(auth=API_KEY, errors=(404, 409, 423)))
 async def start_challenge(request: Request, body: schemas.StartConfirm) -> schemas.Started:
     rt = runtime_of(request)
 
@@ -58,7 +60,7 @@ async def start_challenge(request: Request, body: schemas.StartConfirm) -> schem
         started = operations.start(rt, app=app, request=operations.StartRequest(
             login=body.login, operation=body.scene.operation, source=body.scene.source,
             amount=body.scene.amount, currency=body.scene.currency, content=body.scene.content,
-            business_id=body.business_id, url=body.url, requester_ip=body.requester.ip,
+            business_id=body.business_id, url=body.url, requester_ip=str(body.requester.ip),
             requester_ua=body.requester.user_agent, verifier=body.verifier,
             number_matching=body.number_matching,
         ))
@@ -73,13 +75,14 @@ async def start_challenge(request: Request, body: schemas.StartConfirm) -> schem
 
 
 @router.get("/challenges", response_model=schemas.History,
-            summary="609: the relying party's history, searchable by keyword")
+            summary="609: the relying party's history, searchable by keyword",
+            **documented(auth=API_KEY))
 async def list_challenges(
     request: Request,
-    login: Annotated[str | None, Query(max_length=128)] = None,
-    q: Annotated[str | None, Query(max_length=100)] = None,
+    login: LoginQuery = None,
+    q: SearchQuery = None,
     state: schemas.StateFilter | None = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    limit: Limit = 50,
 ) -> schemas.History:
     rt = runtime_of(request)
 
@@ -102,8 +105,9 @@ def history_item(row: ChallengeRow, *, now: float) -> schemas.HistoryItem:
 
 
 @router.get("/challenges/{challenge_id}", response_model=schemas.ChallengeOut,
-            summary="State of a challenge (relying party's key or the starting browser)")
-async def get_challenge(request: Request, challenge_id: str) -> schemas.ChallengeOut:
+            summary="State of a challenge (relying party's key or the starting browser)",
+            **documented(auth=BROWSER_OR_API_KEY, errors=(403, 404)))
+async def get_challenge(request: Request, challenge_id: IdPath) -> schemas.ChallengeOut:
     rt = runtime_of(request)
 
     def run() -> schemas.ChallengeOut:
@@ -121,7 +125,7 @@ def _load_for_caller(
     if token is not None:
         with rt.read() as conn:
             return verification.load_for_browser(
-                conn, challenge_id=challenge_id, browser_token=token)
+                rt, conn, challenge_id=challenge_id, browser_token=token)
     if "authorization" in request.headers:
         app = authenticate_app(rt, request.headers)
         return verification.load_for_app(rt, app=app, challenge_id=challenge_id)
@@ -129,8 +133,9 @@ def _load_for_caller(
 
 
 @router.post("/challenges/{challenge_id}/browser-session", status_code=204,
-             summary="Move the browser token into an HttpOnly cookie for this challenge")
-async def browser_session(request: Request, challenge_id: str) -> Response:
+             summary="Move the browser token into an HttpOnly cookie for this challenge",
+             **documented(auth=[{"BrowserToken": []}], errors=(403, 404)))
+async def browser_session(request: Request, challenge_id: IdPath) -> Response:
     rt = runtime_of(request)
     token = request.headers.get(BROWSER_HEADER)
     if not token:
@@ -138,7 +143,7 @@ async def browser_session(request: Request, challenge_id: str) -> Response:
 
     def run() -> ChallengeRow:
         with rt.read() as conn:
-            return verification.load_for_browser(conn, challenge_id=challenge_id,
+            return verification.load_for_browser(rt, conn, challenge_id=challenge_id,
                                                  browser_token=token)
 
     row = await offload(rt, run)
@@ -152,8 +157,9 @@ async def browser_session(request: Request, challenge_id: str) -> Response:
 
 
 @router.post("/challenges/{challenge_id}/rotate", response_model=schemas.RotatedCode,
-             summary="605: a fresh code for the waiting page (the old one dies)")
-async def rotate(request: Request, challenge_id: str) -> schemas.RotatedCode:
+             summary="605: a fresh code for the waiting page (the old one dies)",
+             **documented(auth=BROWSER, errors=(403, 404, 410)))
+async def rotate(request: Request, challenge_id: IdPath) -> schemas.RotatedCode:
     rt = runtime_of(request)
     token = browser_token_from(request.headers, request.cookies)
     if token is None:
@@ -166,20 +172,31 @@ async def rotate(request: Request, challenge_id: str) -> schemas.RotatedCode:
     return await offload(rt, run)
 
 
-@router.get("/challenges/{challenge_id}/qr.{image_format}",
-            summary="605: the current code as an image (png or svg)",
-            responses={200: {"content": {"image/png": {}, "image/svg+xml": {}}}})
-async def qr_image(request: Request, challenge_id: str, image_format: str) -> Response:
+@router.get("/challenges/{challenge_id}/qr.png", response_class=PngImage,
+            summary="605: the current code as a PNG image",
+            **documented(auth=BROWSER_OR_API_KEY, errors=(403, 404, 410),
+                         media_type=PngImage.media_type))
+async def qr_png(request: Request, challenge_id: IdPath) -> Response:
+    return await _qr_image(request, challenge_id, image_format="png")
+
+
+@router.get("/challenges/{challenge_id}/qr.svg", response_class=SvgImage,
+            summary="605: the current code as a scalable SVG image",
+            **documented(auth=BROWSER_OR_API_KEY, errors=(403, 404, 410),
+                         media_type=SvgImage.media_type))
+async def qr_svg(request: Request, challenge_id: IdPath) -> Response:
+    return await _qr_image(request, challenge_id, image_format="svg")
+
+
+async def _qr_image(request: Request, challenge_id: str, *, image_format: str) -> Response:
     rt = runtime_of(request)
-    if image_format not in ("png", "svg"):
-        raise NotFound("unknown image format", code="not_found")
 
     def run() -> Response:
         row = _load_for_caller(rt, request, challenge_id)
         state = row.effective_state(rt.clock())
         if state == ConfirmState.EXPIRED:
             raise Expired("challenge expired")
-        if row.verifier != "qr" or state != ConfirmState.PENDING:
+        if row.verifier != VerifierKind.QR or state != ConfirmState.PENDING:
             raise Rejected("this challenge shows no code now", code="not_pending")
         data, media_type = qr_server.render(qr_server.code_for(rt, row), image_format=image_format)
         return Response(data, media_type=media_type, headers={"Cache-Control": "no-store"})
@@ -188,15 +205,19 @@ async def qr_image(request: Request, challenge_id: str, image_format: str) -> Re
 
 
 @router.get("/challenges/{challenge_id}/events", summary="609: results pushed (SSE)",
-            response_class=Response, responses={200: {"content": {"text/event-stream": {}}}})
-async def events(request: Request, challenge_id: str) -> Response:
+            response_class=EventStream,
+            **documented(auth=BROWSER_OR_API_KEY, errors=(403, 404),
+                         media_type=EventStream.media_type))
+async def events(request: Request, challenge_id: IdPath) -> Response:
     rt = runtime_of(request)
     await offload(rt, _load_for_caller, rt, request, challenge_id)
     return challenge_events(rt, request, challenge_id)
 
 
-@router.post("/challenges/{challenge_id}/cancel", response_model=schemas.ChallengeOut)
-async def cancel(request: Request, challenge_id: str) -> schemas.ChallengeOut:
+@router.post("/challenges/{challenge_id}/cancel", response_model=schemas.ChallengeOut,
+             summary="The relying party withdraws a challenge",
+             **documented(auth=API_KEY, errors=(404, 409, 410)))
+async def cancel(request: Request, challenge_id: IdPath) -> schemas.ChallengeOut:
     rt = runtime_of(request)
 
     def run() -> schemas.ChallengeOut:
@@ -208,8 +229,10 @@ async def cancel(request: Request, challenge_id: str) -> schemas.ChallengeOut:
 
 
 @router.post("/challenges/{challenge_id}/otp", response_model=schemas.ChallengeOut,
-             summary="603: decide a TOTP-routed challenge with the code the user typed")
-async def otp(request: Request, challenge_id: str, body: schemas.OtpIn) -> schemas.ChallengeOut:
+             summary="603: decide a TOTP-routed challenge with the code the user typed",
+             **documented(auth=API_KEY, errors=(403, 404, 409, 410, 423)))
+async def otp(request: Request, challenge_id: IdPath,
+              body: schemas.OtpIn) -> schemas.ChallengeOut:
     rt = runtime_of(request)
 
     def run() -> schemas.ChallengeOut:
@@ -224,7 +247,8 @@ async def otp(request: Request, challenge_id: str, body: schemas.OtpIn) -> schem
 
 
 @router.post("/scan", response_model=schemas.ScanOut,
-             summary="607/608: a bound device reports the code it scanned")
+             summary="607/608: a bound device reports the code it scanned",
+             **documented(auth=DEVICE, errors=(400, 403, 404, 409, 410)))
 async def scan(request: Request, body: schemas.ScanIn) -> schemas.ScanOut:
     rt = runtime_of(request)
     signed = await signed_request(request)
@@ -247,9 +271,10 @@ async def scan(request: Request, body: schemas.ScanIn) -> schemas.ScanOut:
 
 
 @router.post("/challenges/{challenge_id}/decision", response_model=schemas.ChallengeOut,
-             summary="608/609: the device that scanned approves or denies")
+             summary="608/609: the device that scanned approves or denies",
+             **documented(auth=DEVICE, errors=(403, 404, 409, 410)))
 async def decision(
-    request: Request, challenge_id: str, body: schemas.DecisionIn
+    request: Request, challenge_id: IdPath, body: schemas.DecisionIn
 ) -> schemas.ChallengeOut:
     rt = runtime_of(request)
     signed: SignedRequest = await signed_request(request)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import base64
-from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from sqlalchemy import Connection
+from starlette.concurrency import run_in_threadpool
 
 from qrgate.accounts import enrolment
 from qrgate.accounts.directory import DeviceRecord, unbind_device
@@ -14,11 +14,14 @@ from qrgate.confirm.repository import history
 from qrgate.core.device_auth import load_public_key
 from qrgate.core.enrolment import read_enrol_code
 from qrgate.decisions import AuditSubject, run_decision
-from qrgate.errors import BadCredentials, Malformed, QrgateError
+from qrgate.errors import BadCredentials, QrgateError
 from qrgate.http import schemas
-from qrgate.http.auth import authenticate_device, verify_with_key
+from qrgate.http.auth import SignedRequest, authenticate_device, verify_with_key
 from qrgate.http.context import offload, runtime_of, signed_request
+from qrgate.http.openapi import DEVICE, documented
 from qrgate.http.routes_confirm import history_item
+from qrgate.http.schemas import Limit, SearchQuery
+from qrgate.runtime import Runtime
 
 router = APIRouter(prefix="/v1/devices", tags=["devices"])
 
@@ -30,53 +33,65 @@ def device_out(device: DeviceRecord) -> schemas.DeviceOut:
 
 
 @router.post("", status_code=201, response_model=schemas.DeviceEnrolled,
-             summary="Registration: bind this phone to the user of an enrolment code")
+             summary="Registration: bind this phone to the user of an enrolment code",
+             **documented(auth=DEVICE, errors=(400, 404, 409, 410, 423)))
 async def enrol(request: Request, body: schemas.DeviceEnrolIn) -> schemas.DeviceEnrolled:
     """Signed with the new device key itself (``Qrgate-Device: new``): proof of possession."""
     rt = runtime_of(request)
     signed = await signed_request(request)
-
-    def run() -> schemas.DeviceEnrolled:
-        try:
-            padded = body.public_key + "=" * (-len(body.public_key) % 4)
-            public_key = base64.urlsafe_b64decode(padded)
-        except ValueError:
-            raise Malformed("public_key is not base64url", code="bad_public_key") from None
-        load_public_key(public_key)
-        verify_with_key(rt, signed, public_key=public_key)
-        now = rt.clock()
-        code = read_enrol_code(body.code, keys=rt.keyring, now=now)
-        subject = AuditSubject(event="device.enrol", scheme="confirm", org_id=code.org_id)
-
-        def work(conn: Connection) -> tuple[enrolment.EnrolmentDone, str]:
-            done = enrolment.complete_enrolment(
-                conn,
-                code=code, public_key=public_key, client_app_id=body.client_app_id,
-                device_name=body.name, password=body.password, confirm_code=body.confirm_code,
-                now=now, max_failures=rt.settings.max_failures,
-            )
-            subject.user_id, subject.device_id = done.user.id, done.device.id
-            return done, "bound"
-
-        def after(conn: Connection, error: QrgateError) -> None:
-            if isinstance(error, BadCredentials):
-                enrolment.count_failed_confirmation(conn, enrolment_id=code.enrolment_id)
-
-        done = run_decision(rt, subject=subject, now=now, work=work, on_failure=after)
-        return schemas.DeviceEnrolled(**device_out(done.device).model_dump(),
-                                      login=done.user.login, keys=rt.keyring.verifier.to_jwks())
-
-    return await offload(rt, run)
+    # In a worker thread even on SQLite: a password is checked with scrypt.
+    return await run_in_threadpool(_enrol, rt, signed, body)
 
 
-@router.get("/me", response_model=schemas.DeviceOut)
+def _enrol(rt: Runtime, signed: SignedRequest,
+           body: schemas.DeviceEnrolIn) -> schemas.DeviceEnrolled:
+    public_key = base64.urlsafe_b64decode(body.public_key + "=" * (-len(body.public_key) % 4))
+    load_public_key(public_key)
+    verify_with_key(rt, signed, public_key=public_key)
+    now = rt.clock()
+    code = rt.keys.verifying(lambda ring: read_enrol_code(body.code, keys=ring, now=now))
+    subject = AuditSubject(event="device.enrol", scheme="confirm", org_id=code.org_id)
+    max_failures = rt.settings.max_failures
+    try:
+        with rt.read() as conn:
+            pending = enrolment.find_pending(conn, digests=rt.digests, code=code, now=now,
+                                             max_failures=max_failures)
+    except QrgateError as error:
+        with rt.engine.begin() as conn:
+            subject.record(conn, now=now, reason=error.code)
+        raise
+    subject.user_id = pending.user_id
+    confirmed = enrolment.confirmed(pending, digests=rt.digests, password=body.password,
+                                    confirm_code=body.confirm_code)
+
+    def work(conn: Connection) -> tuple[enrolment.EnrolmentDone, str]:
+        done = enrolment.complete_enrolment(
+            conn, pending=pending, confirmed=confirmed, public_key=public_key,
+            client_app_id=body.client_app_id, device_name=body.name, now=now,
+            max_failures=max_failures,
+        )
+        subject.device_id = done.device.id
+        return done, "bound"
+
+    def after(conn: Connection, error: QrgateError) -> None:
+        if isinstance(error, BadCredentials):
+            enrolment.count_failed_confirmation(conn, enrolment_id=pending.enrolment_id)
+
+    done = run_decision(rt, subject=subject, now=now, work=work, on_failure=after)
+    return schemas.DeviceEnrolled(**device_out(done.device).model_dump(),
+                                  login=done.user.login, keys=rt.keyring.verifier.to_jwks())
+
+
+@router.get("/me", response_model=schemas.DeviceOut, summary="This phone as the server knows it",
+            **documented(auth=DEVICE))
 async def me(request: Request) -> schemas.DeviceOut:
     rt = runtime_of(request)
     signed = await signed_request(request)
     return device_out(await offload(rt, authenticate_device, rt, signed))
 
 
-@router.delete("/me", response_model=schemas.DeviceOut, summary="Unbind this phone")
+@router.delete("/me", response_model=schemas.DeviceOut, summary="Unbind this phone",
+               **documented(auth=DEVICE, errors=(404,)))
 async def unbind_me(request: Request) -> schemas.DeviceOut:
     rt = runtime_of(request)
     signed = await signed_request(request)
@@ -94,12 +109,10 @@ async def unbind_me(request: Request) -> schemas.DeviceOut:
 
 
 @router.get("/me/history", response_model=schemas.History,
-            summary="609: the phone's history, searchable by keyword")
-async def my_history(
-    request: Request,
-    q: Annotated[str | None, Query(max_length=100)] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-) -> schemas.History:
+            summary="609: the phone's history, searchable by keyword",
+            **documented(auth=DEVICE))
+async def my_history(request: Request, q: SearchQuery = None,
+                     limit: Limit = 50) -> schemas.History:
     rt = runtime_of(request)
     signed = await signed_request(request)
 

@@ -1,30 +1,32 @@
 """Scheme E over HTTP (``/v1/txsign``): tokens, transactions, chain codes and their
 verification. Relying parties (the transaction platform) authenticate with API keys; token
-activation is proven by the OCRA response itself; verification and link texts are public
-(anyone holding a chain code may check it)."""
+activation is proven by the OCRA response itself (counted like every proof); verification
+and link texts are public (anyone holding a chain code may check it)."""
 
 from __future__ import annotations
 
 import os
-from typing import Annotated
+from typing import Literal
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Request, Response
 from sqlalchemy import Connection
 
 from qrgate.accounts import directory
 from qrgate.confirm.qr_server import render
 from qrgate.core.txsign import Link, TransactionText, issue_challenge_code, text_digest
 from qrgate.decisions import AuditSubject, run_decision
-from qrgate.errors import NotFound, Rejected
+from qrgate.errors import NotFound, QrgateError, Rejected
 from qrgate.http import schemas_txsign as wire
 from qrgate.http.auth import authenticate_app
 from qrgate.http.context import offload, runtime_of
+from qrgate.http.media import PngImage, SvgImage
+from qrgate.http.openapi import API_KEY, PUBLIC, documented
+from qrgate.http.schemas import IdPath
 from qrgate.qrimage import render_svg
 from qrgate.runtime import Runtime
 from qrgate.txsign import platform, tokens
 
 router = APIRouter(prefix="/v1/txsign", tags=["txsign"])
-Id = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")]
 TOKEN_ENROL_TTL = 600
 
 
@@ -47,7 +49,8 @@ def transaction_out(row: platform.TxRow, *, now: float) -> wire.TransactionOut:
 
 
 @router.post("/tokens", status_code=201, response_model=wire.TokenEnrolment,
-             summary="Enrol a user's OCRA token: the code carries its secret once")
+             summary="Enrol a user's OCRA token: the code carries its secret once",
+             **documented(auth=API_KEY, errors=(404, 409, 423)))
 async def create_token(request: Request, body: wire.TokenIn) -> wire.TokenEnrolment:
     rt = runtime_of(request)
 
@@ -84,8 +87,9 @@ def enrol_token(rt: Runtime, *, app: directory.AppRecord, login: str,
 
 
 @router.post("/tokens/{token_id}/activate", response_model=wire.TokenOut,
-             summary="The phone proves it holds the secret; the enrolment code dies")
-async def activate_token(request: Request, token_id: Id,
+             summary="The phone proves it holds the secret; the enrolment code dies",
+             **documented(auth=PUBLIC, errors=(401, 404, 409, 410, 423)))
+async def activate_token(request: Request, token_id: IdPath,
                          body: wire.TokenActivateIn) -> wire.TokenOut:
     rt = runtime_of(request)
 
@@ -95,20 +99,33 @@ async def activate_token(request: Request, token_id: Id,
                                detail={"token_id": token_id})
 
         def work(conn: Connection) -> tuple[tokens.TokenRecord, str]:
-            token = tokens.activate(conn, box=rt.box, token_id=token_id,
-                                    response=body.response, now=now)
+            token = tokens.activate(conn, box=rt.box, digests=rt.digests, token_id=token_id,
+                                    response=body.response, client_id=body.client_id, now=now)
             subject.org_id, subject.user_id = token.org_id, token.user_id
             return token, "activated"
 
-        token = run_decision(rt, subject=subject, now=now, work=work)
+        token = run_decision(
+            rt, subject=subject, now=now, work=work,
+            on_failure=lambda conn, error: _count_token_failure(rt, conn, token_id, error),
+            repeat_of=lambda conn: tokens.activation_repeat(
+                conn, box=rt.box, digests=rt.digests, token_id=token_id,
+                response=body.response, client_id=body.client_id))
         return wire.TokenOut(token_id=token.id, suite=token.suite, status=token.status)
 
     return await offload(rt, run)
 
 
+def _count_token_failure(rt: Runtime, conn: Connection, token_id: str,
+                         error: QrgateError) -> None:
+    """A wrong activation answer or resync counts like a wrong response to a transaction."""
+    if error.code in ("wrong_response", "resync_failed"):
+        tokens.count_failure(conn, token_id=token_id, max_failures=rt.settings.max_failures)
+
+
 @router.post("/tokens/{token_id}/resync", response_model=wire.TokenOut,
-             summary="Bring a drifted counter token back: two consecutive responses")
-async def resync_token(request: Request, token_id: Id, body: wire.ResyncIn) -> wire.TokenOut:
+             summary="Bring a drifted counter token back: two consecutive responses",
+             **documented(auth=API_KEY, errors=(404, 409, 423)))
+async def resync_token(request: Request, token_id: IdPath, body: wire.ResyncIn) -> wire.TokenOut:
     rt = runtime_of(request)
 
     def run() -> wire.TokenOut:
@@ -117,30 +134,45 @@ async def resync_token(request: Request, token_id: Id, body: wire.ResyncIn) -> w
         subject = AuditSubject(event="txsign.token_resync", scheme="txsign",
                                org_id=app.org_id, detail={"token_id": token_id})
 
-        def work(conn: Connection) -> tuple[tokens.TokenRecord, str]:
-            token = tokens.get_token(conn, token_id)
-            if token.org_id != app.org_id:
+        def owned(conn: Connection) -> tokens.TokenRecord:
+            token = tokens.find_token(conn, token_id)
+            if token is None or token.org_id != app.org_id:
                 raise NotFound("no such token", code="token_not_found")
+            return token
+
+        def repeat_of(conn: Connection) -> tokens.TokenRecord | None:
+            token = tokens.find_token(conn, token_id)
+            if token is None or token.org_id != app.org_id:
+                return None
+            repeated = tokens.resync_repeat(conn, box=rt.box, token=token,
+                                            questions=body.questions, responses=body.responses)
+            return token if repeated else None
+
+        def work(conn: Connection) -> tuple[tokens.TokenRecord, str]:
+            token = owned(conn)
             subject.user_id = token.user_id
             return tokens.resync(conn, box=rt.box, token=token, questions=body.questions,
                                  responses=body.responses), "resynced"
 
-        token = run_decision(rt, subject=subject, now=now, work=work)
+        token = run_decision(
+            rt, subject=subject, now=now, work=work, repeat_of=repeat_of,
+            on_failure=lambda conn, error: _count_token_failure(rt, conn, token_id, error))
         return wire.TokenOut(token_id=token.id, suite=token.suite, status=token.status)
 
     return await offload(rt, run)
 
 
 @router.post("/transactions", status_code=201, response_model=wire.TransactionStarted,
-             summary="S1 (or S8 with a parent chain code): a transaction to sign")
+             summary="S1 (or S8 with a parent chain code): a transaction to sign",
+             **documented(auth=API_KEY, errors=(400, 401, 403, 404, 410, 422, 423)))
 async def start(request: Request, body: wire.TransactionIn) -> wire.TransactionStarted:
     rt = runtime_of(request)
 
     def run() -> wire.TransactionStarted:
         app = authenticate_app(rt, request.headers)
-        text = TransactionText(account=body.account, platform=body.platform,
-                               demand=body.demand, comment=body.comment)
-        started = platform.start(rt, app=app, text=text, parent_code=body.parent_code)
+        started = platform.start(rt, app=app, request=platform.TransactionRequest(
+            account=body.account, platform=body.platform, demand=body.demand,
+            comment=body.comment, parent_code=body.parent_code))
         parent_links = []
         if started.parent is not None:
             texts = platform.link_texts(rt, started.parent)
@@ -155,8 +187,10 @@ async def start(request: Request, body: wire.TransactionIn) -> wire.TransactionS
     return await offload(rt, run)
 
 
-@router.get("/transactions/{transaction_id}", response_model=wire.TransactionOut)
-async def get_transaction(request: Request, transaction_id: Id) -> wire.TransactionOut:
+@router.get("/transactions/{transaction_id}", response_model=wire.TransactionOut,
+            summary="A transaction and, once signed, its chain code",
+            **documented(auth=API_KEY, errors=(404,)))
+async def get_transaction(request: Request, transaction_id: IdPath) -> wire.TransactionOut:
     rt = runtime_of(request)
 
     def run() -> wire.TransactionOut:
@@ -169,8 +203,9 @@ async def get_transaction(request: Request, transaction_id: Id) -> wire.Transact
 
 
 @router.post("/transactions/{transaction_id}/response", response_model=wire.TransactionOut,
-             summary="S3-S5: the token's response; on success the chain code is issued")
-async def respond(request: Request, transaction_id: Id,
+             summary="S3-S5: the token's response; on success the chain code is issued",
+             **documented(auth=API_KEY, errors=(403, 404, 409, 410, 423)))
+async def respond(request: Request, transaction_id: IdPath,
                   body: wire.RespondIn) -> wire.TransactionOut:
     rt = runtime_of(request)
 
@@ -183,41 +218,54 @@ async def respond(request: Request, transaction_id: Id,
     return await offload(rt, run)
 
 
-@router.get("/transactions/{transaction_id}/{kind}.{image_format}",
-            summary="The challenge or chain code as an image (png or svg)",
-            responses={200: {"content": {"image/png": {}, "image/svg+xml": {}}}})
-async def image(request: Request, transaction_id: Id, kind: str,
-                image_format: str) -> Response:
-    rt = runtime_of(request)
-    if kind not in ("challenge", "chain") or image_format not in ("png", "svg"):
-        raise NotFound("unknown image", code="not_found")
+ImageKind = Literal["challenge", "chain"]
 
-    def run() -> Response:
-        app = authenticate_app(rt, request.headers)
-        with rt.read() as conn:
-            row = platform.load_owned(conn, app=app, transaction_id=transaction_id)
-            suite = tokens.active_token(conn, user_id=row.user_id).suite if (
-                kind == "challenge") else ""
-        if kind == "chain":
-            if row.chain_code is None:
-                raise Rejected("the transaction is not signed yet", code="not_signed")
-            code = row.chain_code
-        else:
-            if row.effective_state(rt.clock()) != "pending":
-                raise Rejected("the transaction is no longer waiting", code="not_pending")
-            # Deterministic ES256: re-issuing gives the code the start response carried.
-            code = issue_challenge_code(
-                transaction=row.transaction, suite=suite, issuer=rt.settings.issuer,
-                now=row.issued_at, expires_at=int(row.expires_at), keyring=rt.keyring)
-        data, media_type = render(code, image_format=image_format)
-        return Response(data, media_type=media_type, headers={"Cache-Control": "no-store"})
 
-    return await offload(rt, run)
+def _image_route(kind: ImageKind, image_format: Literal["png", "svg"]) -> None:
+    media = PngImage if image_format == "png" else SvgImage
+    what = "challenge code (for the token)" if kind == "challenge" else "signed chain code"
+
+    @router.get(f"/transactions/{{transaction_id}}/{kind}.{image_format}", response_class=media,
+                summary=f"The {what} as a {image_format.upper()} image",
+                name=f"{kind}_{image_format}",
+                **documented(auth=API_KEY, errors=(403, 404), media_type=media.media_type))
+    async def image(request: Request, transaction_id: IdPath) -> Response:
+        rt = runtime_of(request)
+        data = await offload(rt, _image, rt, request, transaction_id, kind, image_format)
+        return Response(data, media_type=media.media_type,
+                         headers={"Cache-Control": "no-store"})
+
+
+def _image(rt: Runtime, request: Request, transaction_id: str, kind: ImageKind,
+           image_format: str) -> bytes:
+    app = authenticate_app(rt, request.headers)
+    with rt.read() as conn:
+        row = platform.load_owned(conn, app=app, transaction_id=transaction_id)
+        suite = tokens.active_token(conn, user_id=row.user_id).suite if (
+            kind == "challenge") else ""
+    if kind == "chain":
+        if row.chain_code is None:
+            raise Rejected("the transaction is not signed yet", code="not_signed")
+        code = row.chain_code
+    else:
+        if row.effective_state(rt.clock()) != "pending":
+            raise Rejected("the transaction is no longer waiting", code="not_pending")
+        # Deterministic ES256: re-issuing gives the code the start response carried.
+        code = issue_challenge_code(
+            transaction=row.transaction, suite=suite, issuer=rt.settings.issuer,
+            now=row.issued_at, expires_at=int(row.expires_at), keyring=rt.keyring)
+    return render(code, image_format=image_format)[0]
+
+
+for _kind in ("challenge", "chain"):
+    for _format in ("png", "svg"):
+        _image_route(_kind, _format)
 
 
 @router.get("/transactions/{transaction_id}/text", response_model=wire.TextOut,
-            summary="A link's text, for chain codes too long to carry it (checked by digest)")
-async def text(request: Request, transaction_id: Id) -> wire.TextOut:
+            summary="A link's text, for chain codes too long to carry it (checked by digest)",
+            **documented(auth=PUBLIC, errors=(404,)))
+async def text(request: Request, transaction_id: IdPath) -> wire.TextOut:
     rt = runtime_of(request)
 
     def run() -> wire.TextOut:
@@ -234,7 +282,8 @@ async def text(request: Request, transaction_id: Id) -> wire.TextOut:
 
 
 @router.post("/verify", response_model=wire.ChainOut,
-             summary="Verify a chain code: signature, links, and texts against digests")
+             summary="Verify a chain code: signature, links, and texts against digests",
+             **documented(auth=PUBLIC, errors=(400, 401, 403, 404, 410, 422)))
 async def verify(request: Request, body: wire.VerifyIn) -> wire.ChainOut:
     rt = runtime_of(request)
 

@@ -3,24 +3,25 @@ list and unbind devices, set the preferred verifier. All under its API key's org
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import pyotp
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Request
 from sqlalchemy import Connection
+from starlette.concurrency import run_in_threadpool
 
 from qrgate.accounts import directory, enrolment
 from qrgate.confirm.verifiers import set_totp_secret, totp_uri
+from qrgate.core.passwords import new_password_hash
 from qrgate.decisions import AuditSubject, run_decision
 from qrgate.errors import NotFound
 from qrgate.http import schemas
 from qrgate.http.auth import authenticate_app
 from qrgate.http.context import offload, runtime_of
+from qrgate.http.openapi import API_KEY, documented
 from qrgate.http.routes_devices import device_out
+from qrgate.http.schemas import IdPath, LoginPath
 from qrgate.qrimage import render_svg
 
 router = APIRouter(prefix="/v1/users", tags=["users"])
-Login = Annotated[str, Path(min_length=1, max_length=128)]
 
 
 def user_out(user: directory.UserRecord) -> schemas.UserOut:
@@ -30,9 +31,13 @@ def user_out(user: directory.UserRecord) -> schemas.UserOut:
                            frozen=user.frozen)
 
 
-@router.post("", status_code=201, response_model=schemas.UserOut)
+@router.post("", status_code=201, response_model=schemas.UserOut, summary="Create a user",
+             **documented(auth=API_KEY, errors=(409,)))
 async def create_user(request: Request, body: schemas.UserIn) -> schemas.UserOut:
     rt = runtime_of(request)
+    # scrypt is slow on purpose: never on the event loop, never inside a transaction.
+    password_hash = None if body.password is None else await run_in_threadpool(
+        new_password_hash, body.password)
 
     def run() -> schemas.UserOut:
         app = authenticate_app(rt, request.headers)
@@ -42,7 +47,7 @@ async def create_user(request: Request, body: schemas.UserIn) -> schemas.UserOut
         def work(conn: Connection) -> tuple[directory.UserRecord, str]:
             user_id = directory.create_user(conn, org_id=app.org_id, login=body.login,
                                             display_name=body.display_name,
-                                            password=body.password, now=now)
+                                            password_hash=password_hash, now=now)
             subject.user_id = user_id
             return directory.get_user(conn, user_id), "created"
 
@@ -51,8 +56,9 @@ async def create_user(request: Request, body: schemas.UserIn) -> schemas.UserOut
     return await offload(rt, run)
 
 
-@router.get("/{login}", response_model=schemas.UserOut)
-async def get_user(request: Request, login: Login) -> schemas.UserOut:
+@router.get("/{login}", response_model=schemas.UserOut, summary="A user of this organisation",
+            **documented(auth=API_KEY, errors=(404,)))
+async def get_user(request: Request, login: LoginPath) -> schemas.UserOut:
     rt = runtime_of(request)
 
     def run() -> schemas.UserOut:
@@ -63,9 +69,11 @@ async def get_user(request: Request, login: Login) -> schemas.UserOut:
     return await offload(rt, run)
 
 
-@router.put("/{login}/preferences", response_model=schemas.UserOut)
+@router.put("/{login}/preferences", response_model=schemas.UserOut,
+            summary="Set the user's preferred verifier (603 routing)",
+            **documented(auth=API_KEY, errors=(404,)))
 async def set_preferences(
-    request: Request, login: Login, body: schemas.PreferenceIn
+    request: Request, login: LoginPath, body: schemas.PreferenceIn
 ) -> schemas.UserOut:
     rt = runtime_of(request)
 
@@ -80,8 +88,9 @@ async def set_preferences(
 
 
 @router.post("/{login}/enrolments", status_code=201, response_model=schemas.EnrolmentOut,
-             summary="Registration: a one-time enrolment code for a new phone")
-async def start_enrolment(request: Request, login: Login) -> schemas.EnrolmentOut:
+             summary="Registration: a one-time enrolment code for a new phone",
+             **documented(auth=API_KEY, errors=(404, 423)))
+async def start_enrolment(request: Request, login: LoginPath) -> schemas.EnrolmentOut:
     rt = runtime_of(request)
 
     def run() -> schemas.EnrolmentOut:
@@ -94,7 +103,7 @@ async def start_enrolment(request: Request, login: Login) -> schemas.EnrolmentOu
             user = directory.find_user(conn, org_id=app.org_id, login=login)
             subject.user_id = user.id
             started = enrolment.begin_enrolment(
-                conn, app=app, user=user, server_url=rt.settings.public_url,
+                conn, digests=rt.digests, app=app, user=user, server_url=rt.settings.public_url,
                 issuer=rt.settings.issuer, keyring=rt.keyring, now=now,
                 ttl=rt.settings.enrol_ttl,
             )
@@ -111,8 +120,9 @@ async def start_enrolment(request: Request, login: Login) -> schemas.EnrolmentOu
 
 
 @router.post("/{login}/totp", status_code=201, response_model=schemas.TotpOut,
-             summary="Set up (or replace) the user's TOTP verifier; the secret is shown once")
-async def setup_totp(request: Request, login: Login) -> schemas.TotpOut:
+             summary="Set up (or replace) the user's TOTP verifier; the secret is shown once",
+             **documented(auth=API_KEY, errors=(404,)))
+async def setup_totp(request: Request, login: LoginPath) -> schemas.TotpOut:
     rt = runtime_of(request)
 
     def run() -> schemas.TotpOut:
@@ -134,8 +144,9 @@ async def setup_totp(request: Request, login: Login) -> schemas.TotpOut:
     return await offload(rt, run)
 
 
-@router.get("/{login}/devices", response_model=list[schemas.DeviceOut])
-async def list_devices(request: Request, login: Login) -> list[schemas.DeviceOut]:
+@router.get("/{login}/devices", response_model=list[schemas.DeviceOut],
+            summary="The user's devices", **documented(auth=API_KEY, errors=(404,)))
+async def list_devices(request: Request, login: LoginPath) -> list[schemas.DeviceOut]:
     rt = runtime_of(request)
 
     def run() -> list[schemas.DeviceOut]:
@@ -148,8 +159,9 @@ async def list_devices(request: Request, login: Login) -> list[schemas.DeviceOut
 
 
 @router.delete("/{login}/devices/{device_id}", response_model=schemas.DeviceOut,
-               summary="Unbind one of the user's devices")
-async def unbind(request: Request, login: Login, device_id: str) -> schemas.DeviceOut:
+               summary="Unbind one of the user's devices",
+               **documented(auth=API_KEY, errors=(404,)))
+async def unbind(request: Request, login: LoginPath, device_id: IdPath) -> schemas.DeviceOut:
     rt = runtime_of(request)
 
     def run() -> schemas.DeviceOut:

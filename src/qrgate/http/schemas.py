@@ -3,46 +3,73 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from ipaddress import IPv4Address, IPv6Address
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from fastapi import Path, Query
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
 
+from qrgate.core import inputs
+from qrgate.core.codes import MAX_CODE_CHARS
 from qrgate.core.confirm import ConfirmState, Decision
 from qrgate.core.policy import VerifierKind
 
-Short = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
-Text = Annotated[str, StringConstraints(max_length=500)]
-Url = Annotated[str, StringConstraints(max_length=200, pattern=r"^https?://")]
+
+def _line(max_length: int, *, min_length: int = 0) -> object:
+    return StringConstraints(min_length=min_length, max_length=max_length,
+                             pattern=inputs.LINE_PATTERN)
+
+
+Id = Annotated[str, StringConstraints(pattern=inputs.ID_PATTERN)]
+Login = Annotated[str, StringConstraints(pattern=inputs.LOGIN_PATTERN)]
+BusinessId = Annotated[str, StringConstraints(pattern=inputs.BUSINESS_ID_PATTERN)]
+Line = Annotated[str, _line(200)]
+Text = Annotated[str, StringConstraints(max_length=500, pattern=inputs.TEXT_PATTERN)]
+Url = Annotated[str, StringConstraints(max_length=200, pattern=r"^https?://[!-~]+$")]
 Amount = Annotated[str, StringConstraints(max_length=20, pattern=r"^[0-9]+(\.[0-9]{1,8})?$")]
-CodeText = Annotated[str, StringConstraints(min_length=4, max_length=2048)]
+CodeText = Annotated[str, StringConstraints(min_length=4, max_length=MAX_CODE_CHARS,
+                                            pattern=inputs.CODE_PATTERN)]
+Password = Annotated[str, _line(200, min_length=1)]
+# Where the relying party saw the request come from: an IP address, or nothing.
+IpAddress = IPv4Address | IPv6Address | Literal[""]
+
+# Path and query parameters, refused before any handler runs.
+IdPath = Annotated[str, Path(pattern=inputs.ID_PATTERN)]
+LoginPath = Annotated[str, Path(pattern=inputs.LOGIN_PATTERN)]
+LoginQuery = Annotated[str | None, Query(pattern=inputs.LOGIN_PATTERN)]
+SearchQuery = Annotated[str | None, Query(max_length=100, pattern=inputs.LINE_PATTERN)]
+Limit = Annotated[int, Query(ge=1, le=200)]
 
 
 class Strict(BaseModel):
+    """Request bodies: unknown fields refused. Numbers and booleans are ``StrictInt`` /
+    ``StrictBool`` (no "12" for 12, no "yes" for true); strings are validated by pattern."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Requester(Strict):
-    ip: Annotated[str, StringConstraints(max_length=64)] = ""
-    user_agent: Annotated[str, StringConstraints(max_length=300)] = ""
+    ip: IpAddress = ""
+    user_agent: Annotated[str, _line(300)] = ""
 
 
 class Scene(Strict):
     operation: Annotated[str, StringConstraints(min_length=1, max_length=32,
                                                 pattern=r"^[a-z0-9_.-]+$")]
-    source: Annotated[str, StringConstraints(max_length=100)] = ""
+    source: Annotated[str, _line(100)] = ""
     amount: Amount | None = None
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] | None = None
     content: Text = ""
 
 
 class StartConfirm(Strict):
-    login: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    login: Login
     scene: Scene
-    business_id: Short | None = None
+    business_id: BusinessId | None = None
     url: Url | None = None
     requester: Requester = Requester()
     verifier: VerifierKind | None = None
-    number_matching: bool = False
+    number_matching: StrictBool = False
 
 
 class ChallengeOut(BaseModel):
@@ -91,7 +118,7 @@ class ScanOut(BaseModel):
 
 class DecisionIn(Strict):
     decision: Decision
-    number: Annotated[int, Field(ge=0, le=99)] | None = None
+    number: Annotated[StrictInt, Field(ge=0, le=99)] | None = None
 
 
 class OtpIn(Strict):
@@ -99,9 +126,9 @@ class OtpIn(Strict):
 
 
 class UserIn(Strict):
-    login: Annotated[str, StringConstraints(min_length=1, max_length=128)]
-    display_name: Annotated[str, StringConstraints(max_length=200)] = ""
-    password: Annotated[str, StringConstraints(min_length=8, max_length=200)] | None = None
+    login: Login
+    display_name: Line = ""
+    password: Annotated[str, _line(200, min_length=8)] | None = None
 
 
 class UserOut(BaseModel):
@@ -127,12 +154,12 @@ class EnrolmentOut(BaseModel):
 
 class DeviceEnrolIn(Strict):
     code: CodeText
-    public_key: Annotated[str, StringConstraints(min_length=80, max_length=100)] = Field(
+    public_key: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{87}=?$")] = Field(
         description="base64url of the uncompressed P-256 point (65 bytes)"
     )
-    client_app_id: Short = "qrgate-phone"
-    name: Annotated[str, StringConstraints(max_length=100)] = ""
-    password: Annotated[str, StringConstraints(max_length=200)] | None = None
+    client_app_id: BusinessId = "qrgate-phone"
+    name: Annotated[str, _line(100)] = ""
+    password: Password | None = None
     confirm_code: Annotated[str, StringConstraints(pattern=r"^[0-9]{8}$")] | None = None
 
 

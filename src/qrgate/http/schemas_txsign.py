@@ -6,17 +6,18 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from qrgate.http.schemas import CodeText, Strict
+from qrgate.core import inputs
+from qrgate.http.schemas import BusinessId, CodeText, Id, Login, Strict
 
-Line = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 # Bounded so the challenge code, which carries the whole text, stays a scannable QR.
-Words = Annotated[str, StringConstraints(max_length=200)]
+Words = Annotated[str, StringConstraints(max_length=200, pattern=inputs.TEXT_PATTERN)]
 Response = Annotated[str, StringConstraints(pattern=r"^[0-9]{4,10}$")]
-Suite = Annotated[str, StringConstraints(min_length=8, max_length=64)]
+Suite = Annotated[str, StringConstraints(max_length=64, pattern=r"^OCRA-1:[A-Z0-9:-]+$")]
+HexQuestion = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 
 
 class TokenIn(Strict):
-    login: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    login: Login
     suite: Suite | None = None
 
 
@@ -30,6 +31,10 @@ class TokenEnrolment(BaseModel):
 
 class TokenActivateIn(Strict):
     response: Response = Field(description="OCRA response to the activation question")
+    client_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{16,64}$")] | None = (
+        Field(default=None, description="A random id the app keeps for this token: the same "
+                                        "activation sent again with it (a lost reply) gets "
+                                        "the same answer"))
 
 
 class TokenOut(BaseModel):
@@ -39,14 +44,17 @@ class TokenOut(BaseModel):
 
 
 class ResyncIn(Strict):
-    questions: tuple[Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")],
-                     Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]]
+    questions: tuple[HexQuestion, HexQuestion]
     responses: tuple[Response, Response]
 
 
 class TransactionIn(Strict):
-    account: Annotated[str, StringConstraints(min_length=1, max_length=128)]
-    platform: Line
+    account: Login
+    platform: BusinessId | None = Field(
+        default=None,
+        description="The transaction platform: the business id of one of the API key's "
+                    "organisation's applications (default: the key's own application). "
+                    "Signed into the transaction, so a chain shows which platform it used.")
     demand: Words
     comment: Words = ""
     parent_code: CodeText | None = Field(
@@ -89,11 +97,11 @@ class TransactionStarted(TransactionOut):
 
 class RespondIn(Strict):
     response: Response
-    token_id: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")] | None = None
+    token_id: Id | None = None
 
 
 class VerifyIn(Strict):
-    code: Annotated[str, StringConstraints(min_length=4, max_length=4096)]
+    code: CodeText
 
 
 class ChainOut(BaseModel):

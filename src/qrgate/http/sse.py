@@ -3,7 +3,9 @@
 On connect the stream sends the current state read from the database, then every change.
 Event-bus messages are only hints to re-read: the database is the truth, and a periodic
 re-read covers nodes whose hints cannot reach us (several processes on one SQLite file).
-The stream closes on a terminal state or at the challenge's hard expiry.
+The stream closes on a terminal state or at the challenge's hard expiry. When the database
+goes away mid-stream, the stream says so (``event: unavailable``) and ends cleanly; the
+client reconnects after the ``retry`` delay, and meanwhile may poll.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from starlette.responses import StreamingResponse
 from qrgate.confirm import repository
 from qrgate.core.confirm import TERMINAL_STATES
 from qrgate.http.context import offload
+from qrgate.http.problems import RETRY_AFTER
 from qrgate.runtime import Runtime
+from qrgate.storage.db import DATABASE_ERRORS, is_unavailable
 
 RECHECK_SECONDS = 2.0
 HEARTBEAT_SECONDS = 15.0
@@ -42,9 +46,16 @@ async def _stream(rt: Runtime, request: Request, challenge_id: str) -> AsyncIter
     async with rt.events.subscribe(challenge_id) as subscription:
         last: tuple[str, int] | None = None
         quiet_since = time.monotonic()
-        yield "retry: 2000\n\n"
+        yield f"retry: {RETRY_AFTER * 1000}\n\n"
         while True:
-            row = await offload(rt, _read, rt, challenge_id)
+            try:
+                row = await offload(rt, _read, rt, challenge_id)
+            except DATABASE_ERRORS as error:
+                if not is_unavailable(error):
+                    raise
+                rt.db_health.failed(error)
+                yield f"event: unavailable\ndata: {json.dumps({'retry_after': RETRY_AFTER})}\n\n"
+                return
             now = rt.clock()
             state = row.effective_state(now)
             current = (state.value, row.code_seq)

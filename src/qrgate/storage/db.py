@@ -25,12 +25,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine import Connection, Engine, ExceptionContext, make_url
 from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
 
 READ_ONLY = "qrgate_read_only"
+CONNECT_TIMEOUT_SECONDS = 5
 """Execution option: on SQLite, begin a deferred transaction (no write lock) instead."""
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
@@ -43,6 +45,22 @@ _SAVEPOINT_MARKS = "qrgate.after_commit.savepoints"
 _HOOKS_FLAG = "_qrgate_after_commit_hooks"
 _hooks_lock = threading.Lock()
 _log = logging.getLogger(__name__)
+
+
+# Everything the database layer raises, for ``except`` clauses that then ask
+# :func:`is_unavailable` whether to retry or to fail.
+DATABASE_ERRORS = (sa.exc.SQLAlchemyError, psycopg.Error, sqlite3.Error)
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """True when ``error`` means the database cannot be reached or is busy beyond its
+    timeout (connection refused or dropped, pool exhausted, SQLite locked or unreadable):
+    a condition a client may retry, as opposed to a fault in a statement."""
+    if isinstance(error, sa.exc.DBAPIError):
+        return error.connection_invalidated or isinstance(
+            error, sa.exc.OperationalError | sa.exc.InterfaceError)
+    return isinstance(error, sa.exc.TimeoutError | sa.exc.DisconnectionError
+                      | psycopg.OperationalError | sqlite3.OperationalError)
 
 
 def default_sqlite_url(data_dir: Path) -> str:
@@ -58,6 +76,7 @@ def create_engine_for(url: str) -> Engine:
         if parsed.database in (None, "", ":memory:") or "mode=memory" in url:
             # Every pooled connection would see its own empty database.
             raise ValueError("qrgate needs a SQLite database file, not an in-memory one")
+        _keep_private(Path(str(parsed.database)))
         engine = _sqlite_engine(url)
     elif backend == "postgresql":
         if parsed.drivername not in ("postgresql", "postgresql+psycopg"):
@@ -68,11 +87,45 @@ def create_engine_for(url: str) -> Engine:
             max_overflow=10,
             # A node outlives database restarts and failovers; test before handing out.
             pool_pre_ping=True,
+            # A host that vanished (no refusal, no answer) must not hold a request, the
+            # key refresher or a shutdown for the operating system's minutes-long timeout.
+            connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
+            # Statement errors would otherwise carry their parameters (a password hash, a
+            # code nonce) into every log line that prints them.
+            hide_parameters=True,
         )
     else:
         raise ValueError(f"unsupported database backend: {backend}")
+    event.listen(engine, "handle_error", _without_row_values)
     install_after_commit_hooks(engine)
     return engine
+
+
+def _without_row_values(context: ExceptionContext) -> None:
+    """Drop the detail from PostgreSQL's error messages before anything can print them:
+    it quotes row values ("Failing row contains (..., <password hash>, <nonce>, ...)").
+    The primary message, the SQLSTATE and the statement (without its parameters, see
+    ``hide_parameters``) are left to diagnose with."""
+    original = context.original_exception
+    if not isinstance(original, psycopg.Error) or not original.diag.message_detail:
+        return
+    primary = original.diag.message_primary or type(original).__name__
+    original.args = (primary,)
+    wrapped = context.sqlalchemy_exception
+    if wrapped is not None:
+        # SQLAlchemy formatted its message from the driver's when it wrapped the error.
+        wrapped.args = (f"({type(original).__module__}.{type(original).__name__}) {primary}",)
+
+
+def _keep_private(database: Path) -> None:
+    """The database file and its WAL and shared-memory files are readable by their owner
+    only: they hold password hashes and sealed secrets. SQLite gives the WAL and SHM files
+    the database file's own mode, so creating that one 0600 covers the others; files made
+    by an older version are tightened."""
+    os.close(os.open(database, os.O_RDWR | os.O_CREAT, 0o600))
+    for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
+        if path.exists() and path.stat().st_mode & 0o077 and path.stat().st_uid == os.geteuid():
+            path.chmod(0o600)
 
 
 def _sqlite_engine(url: str) -> Engine:
@@ -83,6 +136,7 @@ def _sqlite_engine(url: str) -> Engine:
         # connection for a short transaction; writes queue on the file lock anyway.
         pool_size=8,
         max_overflow=8,
+        hide_parameters=True,
         connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
     )
     event.listen(engine, "connect", _sqlite_on_connect)

@@ -4,9 +4,10 @@ Times are stored as Unix seconds (double precision) so that every expiry check i
 numeric comparison inside one SQL statement on SQLite and PostgreSQL alike, and so the pure
 core, which takes time as an argument, never converts timezones.
 
-Secrets never sit here in clear: API keys and one-time codes are stored as SHA-256 digests
-(they are high-entropy, so a fast hash is enough), passwords as scrypt hashes, and secrets
-we must read back (TOTP seeds) as AEAD ciphertext under the key-encryption key.
+Secrets never sit here in clear: API keys, browser tokens and one-time codes are stored as
+HMAC-SHA256 digests keyed from the key-encryption key (``qrgate.core.digests``), passwords
+as scrypt hashes, and secrets we must read back (TOTP seeds, token secrets, signing keys)
+as AEAD ciphertext under the key-encryption key.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any, ClassVar, cast
 from sqlalchemy import (
     JSON,
     BigInteger,
+    CheckConstraint,
     Float,
     ForeignKey,
     Index,
@@ -26,6 +28,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -201,6 +204,9 @@ class Token(Base):
     created_at: Mapped[float] = mapped_column(Float)
     enrol_expires_at: Mapped[float] = mapped_column(Float)
     activated_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # Keyed digest of the id the activating app chose: its retry is recognised, a copy of
+    # the enrolment QR activating elsewhere is not (qrgate.txsign.tokens).
+    activation_client: Mapped[bytes | None] = mapped_column(LargeBinary(32), nullable=True)
 
 
 class TxTransaction(Base):
@@ -270,6 +276,48 @@ class AuditHead(Base):
     hash: Mapped[bytes] = mapped_column(LargeBinary(32))
 
 
+class AuditCheckpoint(Base):
+    """A signed checkpoint of the audit chain (see ``qrgate.core.audit_checkpoint``).
+
+    ``text`` is the whole signed line; ``number`` and ``seq`` repeat what it signs so that
+    nodes racing to write the next checkpoint collide on a key: the first insert wins and
+    the others write nothing, which keeps the checkpoints one unforked chain.
+    """
+
+    __tablename__ = "audit_checkpoints"
+
+    number: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger, unique=True)
+    text: Mapped[str] = mapped_column(Text)
+
+
+class StoredSigningKey(Base):
+    """A code-signing key shared by every node (see ``qrgate.keys``).
+
+    ``private_key_enc`` is the PKCS #8 DER private key sealed under the KEK with the kid in
+    the authenticated context, so whoever can write the database but lacks the KEK can
+    neither plant a key nor swap two rows' keys. ``public_key`` is the DER
+    SubjectPublicKeyInfo (the kid is derived from it), readable without the KEK.
+
+    At most one row is ``active``: the partial unique index makes nodes seeding an empty
+    table at once, or two rotations racing, collide instead of ending with two signers.
+    """
+
+    __tablename__ = "signing_keys"
+    __table_args__ = (
+        CheckConstraint("state IN ('active', 'verify', 'retired')", name="state"),
+        Index("uq_signing_keys_active", "state", unique=True,
+              sqlite_where=text("state = 'active'"), postgresql_where=text("state = 'active'")),
+    )
+
+    kid: Mapped[bytes] = mapped_column(LargeBinary(8), primary_key=True)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)
+    private_key_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    state: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[float] = mapped_column(Float)
+    retired_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
 # Typed handles for Core statements (``Model.__table__`` is typed as a plain FromClause).
 organisations = cast(Table, Organisation.__table__)
 applications = cast(Table, Application.__table__)
@@ -282,3 +330,5 @@ audit_log = cast(Table, AuditEntry.__table__)
 tokens = cast(Table, Token.__table__)
 transactions = cast(Table, TxTransaction.__table__)
 audit_head = cast(Table, AuditHead.__table__)
+audit_checkpoints = cast(Table, AuditCheckpoint.__table__)
+signing_keys = cast(Table, StoredSigningKey.__table__)

@@ -19,6 +19,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+from qrgate.core.digests import SecretDigests
 from qrgate.storage.db import READ_ONLY
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -35,9 +36,12 @@ def _alembic_config() -> Config:
     return config
 
 
-def upgrade(engine: Engine) -> None:
-    """Migrate ``engine``'s database to the newest revision (a no-op when already there)."""
+def upgrade(engine: Engine, *, digests: SecretDigests | None = None) -> None:
+    """Migrate ``engine``'s database to the newest revision (a no-op when already there).
+    ``digests`` (keyed from the KEK) lets a migration rekey stored digests; a database
+    that holds none needs it not."""
     config = _alembic_config()
+    config.attributes["digests"] = digests
     # Alembic keeps the running migration context in a module global, so two threads of
     # one process must not migrate at once, even different databases.
     with _in_process_lock, engine.begin() as conn:

@@ -10,10 +10,11 @@ transaction and the token (see ``qrgate.decisions``).
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, exists, insert, select, update
 
 from qrgate.accounts import directory
 from qrgate.accounts.tokens import new_id
@@ -43,7 +44,7 @@ from qrgate.errors import (
     Rejected,
 )
 from qrgate.runtime import Runtime
-from qrgate.storage.models import transactions
+from qrgate.storage.models import transactions, users
 from qrgate.txsign import tokens
 from qrgate.txsign.tokens import TokenRecord
 
@@ -55,10 +56,14 @@ TRANSACTION_TTL = 300
 
 _LOAD = select(transactions).where(transactions.c.id == bindparam("b_id"))
 _INSERT = insert(transactions)
+# Signed only while the user is not frozen, checked in the signing statement itself (see
+# qrgate.freeze): a freeze on any node stops every later signature.
+_USER_NOT_FROZEN = ~exists().where(users.c.id == transactions.c.user_id,
+                                   users.c.frozen_at.is_not(None))
 _SIGN = (
     update(transactions)
     .where(transactions.c.id == bindparam("b_id"), transactions.c.state == "pending",
-           transactions.c.expires_at > bindparam("b_now"))
+           transactions.c.expires_at > bindparam("b_now"), _USER_NOT_FROZEN)
     .values(state="signed", reason="signed", token_id=bindparam("b_token"),
             response=bindparam("b_response"), verified_at=bindparam("b_verified"),
             chain_code=bindparam("b_chain"))
@@ -118,11 +123,16 @@ def _row(row: Any) -> TxRow:
     )
 
 
-def load(conn: Connection, transaction_id: str) -> TxRow:
+def find(conn: Connection, transaction_id: str) -> TxRow | None:
     row = conn.execute(_LOAD, {"b_id": transaction_id}).first()
+    return None if row is None else _row(row)
+
+
+def load(conn: Connection, transaction_id: str) -> TxRow:
+    row = find(conn, transaction_id)
     if row is None:
         raise NotFound("no such transaction", code="transaction_not_found")
-    return _row(row)
+    return row
 
 
 def load_owned(conn: Connection, *, app: directory.AppRecord, transaction_id: str) -> TxRow:
@@ -136,21 +146,33 @@ def text_url(rt: Runtime, transaction_id: str) -> str:
     return f"{rt.settings.public_url}/v1/txsign/transactions/{transaction_id}/text"
 
 
-def start(
-    rt: Runtime,
-    *,
-    app: directory.AppRecord,
-    text: TransactionText,
-    parent_code: str | None,
-) -> Started:
+@dataclass(frozen=True, kw_only=True)
+class TransactionRequest:
+    """S1's input. ``platform`` names the platform by business id (one of the caller's
+    organisation's applications, default its own): the platform the signed text shows is
+    the one qrgate knows, never free text."""
+
+    account: str
+    demand: str
+    comment: str = ""
+    platform: str | None = None
+    parent_code: str | None = None
+
+
+def start(rt: Runtime, *, app: directory.AppRecord, request: TransactionRequest) -> Started:
     now = rt.clock()
     subject = AuditSubject(event="txsign.start", scheme="txsign", org_id=app.org_id,
                            app_id=app.id)
     # S6/S7: the second user's phone scanned the first QR; the platform verifies it first.
-    parent = None if parent_code is None else read_chain_code(parent_code, keys=rt.keyring,
-                                                               now=now)
+    parent_code = request.parent_code
+    parent = None if parent_code is None else rt.keys.verifying(
+        lambda ring: read_chain_code(parent_code, keys=ring, now=now))
 
     def work(conn: Connection) -> tuple[Started, str]:
+        platform_app = directory.resolve_app(conn, app=app, business_id=request.platform)
+        subject.app_id = platform_app.id
+        text = TransactionText(account=request.account, platform=platform_app.business_id,
+                               demand=request.demand, comment=request.comment)
         user = directory.find_user(conn, org_id=app.org_id, login=text.account)
         subject.user_id = user.id
         directory.ensure_not_frozen(user)
@@ -163,14 +185,16 @@ def start(
         subject.challenge_id = transaction_id
         expires_at = now + TRANSACTION_TTL
         row = TxRow(
-            id=transaction_id, org_id=app.org_id, app_id=app.id, user_id=user.id, text=text,
+            id=transaction_id, org_id=app.org_id, app_id=platform_app.id, user_id=user.id,
+            text=text,
             issued_at=transaction.created_at, created_at=now, expires_at=expires_at,
             parent_id=parent_id, parent_digest=parent_digest, digest=digest, state="pending",
             reason=None, attempts=0, token_id=None, response=None, verified_at=None,
             chain_code=None,
         )
         conn.execute(_INSERT, {
-            "id": transaction_id, "org_id": app.org_id, "app_id": app.id, "user_id": user.id,
+            "id": transaction_id, "org_id": app.org_id, "app_id": platform_app.id,
+            "user_id": user.id,
             "account": text.account, "platform": text.platform, "demand": text.demand,
             "comment": text.comment, "created_at": now, "issued_at": transaction.created_at,
             "expires_at": expires_at, "parent_id": parent_id, "parent_digest": parent_digest,
@@ -247,6 +271,16 @@ def respond(
                            app_id=app.id, challenge_id=transaction_id)
     used_token: list[str] = []
 
+    def repeat_of(conn: Connection) -> TxRow | None:
+        """The platform sent again the response that signed this transaction (a retry, or
+        copies on several nodes): the same answer, and no failure counted."""
+        row = find(conn, transaction_id)
+        if (row is not None and row.org_id == app.org_id and row.state == "signed"
+                and row.response is not None
+                and hmac.compare_digest(row.response.encode(), response.encode())):
+            return row
+        return None
+
     def work(conn: Connection) -> tuple[TxRow, str]:
         row = load_owned(conn, app=app, transaction_id=transaction_id)
         subject.user_id = row.user_id
@@ -257,7 +291,7 @@ def respond(
             raise AlreadyDecided("transaction already decided")
         if row.attempts >= rt.settings.max_failures:
             raise Locked("too many wrong responses for this transaction")
-        token = _token_for(conn, row=row, token_id=token_id)
+        token = _token_for(conn, app=app, row=row, token_id=token_id)
         used_token.append(token.id)
         subject.detail["token_id"] = token.id
         tokens.verify(conn, box=rt.box, token=token, question=row.digest.hex(),
@@ -274,6 +308,8 @@ def respond(
                                       "b_response": response, "b_verified": verified_at,
                                       "b_chain": chain_code})
         if result.rowcount != 1:
+            # The user was frozen since the row was read, or another node signed first.
+            directory.ensure_not_frozen(directory.get_user(conn, row.user_id))
             raise AlreadyDecided("transaction already decided")
         return replace(signed, chain_code=chain_code), "signed"
 
@@ -288,18 +324,31 @@ def respond(
             _close_if_spent(conn, transaction_id=transaction_id, now=now,
                             max_failures=rt.settings.max_failures)
 
-    return run_decision(rt, subject=subject, now=now, work=work, on_failure=after)
+    return run_decision(rt, subject=subject, now=now, work=work, on_failure=after,
+                        repeat_of=repeat_of)
 
 
-def _token_for(conn: Connection, *, row: TxRow, token_id: str | None) -> TokenRecord:
-    """The token paired with the transaction's user; naming another user's token fails."""
+def _token_for(conn: Connection, *, app: directory.AppRecord, row: TxRow,
+               token_id: str | None) -> TokenRecord:
+    """The token paired with the transaction's user; naming another user's token fails,
+    and another organisation's token is answered like one that does not exist."""
     token = tokens.active_token(conn, user_id=row.user_id)
     if token_id is not None and token_id != token.id:
-        named = tokens.get_token(conn, token_id)
+        named = tokens.find_token(conn, token_id)
+        if named is None or named.org_id != app.org_id:
+            raise NotFound("no such token", code="token_not_found")
         if named.user_id != row.user_id:
             raise NotBound("that token belongs to another user", code="wrong_user")
         raise Forbidden("that token is not the user's active token", code="token_inactive")
     return token
+
+
+def end_pending_for_user(conn: Connection, *, user_id: int, reason: str, now: float) -> None:
+    """Reject every transaction of a user still waiting for a response (frozen)."""
+    conn.execute(update(transactions)
+                 .where(transactions.c.user_id == user_id, transactions.c.state == "pending",
+                        transactions.c.expires_at > now)
+                 .values(state="rejected", reason=reason))
 
 
 def _close_if_spent(conn: Connection, *, transaction_id: str, now: float,
@@ -314,7 +363,8 @@ def _close_if_spent(conn: Connection, *, transaction_id: str, now: float,
 def verify_chain_code(rt: Runtime, *, code: str) -> tuple[Chain, list[TransactionText]]:
     """Verify a chain code as any party would, then fetch link texts the QR left out from
     this server's records and check them against their signed digests."""
-    chain = read_chain_code(code, keys=rt.keyring, now=rt.clock())
+    now = rt.clock()
+    chain = rt.keys.verifying(lambda ring: read_chain_code(code, keys=ring, now=now))
     return chain, link_texts(rt, chain)
 
 

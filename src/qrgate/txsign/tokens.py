@@ -7,12 +7,17 @@ answering an activation question; activation happens once, so the enrolment code
 afterwards. :func:`verify` checks a response with the bounded windows of
 ``qrgate.core.ocra`` and moves the counter (or last time step) by compare-and-set, so a
 counter or time step is accepted at most once even on two nodes at the same instant.
-Consecutive failures lock the token.
+Consecutive failures lock the token, whatever proof failed: a transaction's response, an
+activation answer (a pending token then never activates; enrol a new one) or a resync.
+Suites with a PIN (``P``) or session (``S``) part are refused at enrolment: the platform
+would have to carry the PIN or session text with every response, which scheme E has no
+place for.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
@@ -24,6 +29,7 @@ from qrgate.accounts.tokens import new_id
 from qrgate.core import ocra
 from qrgate.core.aead import SecretBox
 from qrgate.core.codes import CodeType, decode_code, encode_code
+from qrgate.core.digests import SecretDigests
 from qrgate.core.keyring import KeyRing
 from qrgate.errors import (
     Conflict,
@@ -61,6 +67,7 @@ class TokenRecord:
     failures: int
     status: str
     enrol_expires_at: float
+    activation_client: bytes | None = field(repr=False)
     # AEAD ciphertext: read with the record so a verification costs one query, opened only
     # inside this module.
     secret_enc: bytes = field(repr=False)
@@ -102,7 +109,8 @@ def _record(row: Any) -> TokenRecord:
     return TokenRecord(id=row.id, org_id=row.org_id, user_id=row.user_id, suite=row.suite,
                        counter=row.counter, last_time_step=row.last_time_step,
                        failures=row.failures, status=row.status,
-                       enrol_expires_at=row.enrol_expires_at, secret_enc=row.secret_enc)
+                       enrol_expires_at=row.enrol_expires_at,
+                       activation_client=row.activation_client, secret_enc=row.secret_enc)
 
 
 def _context(token_id: str) -> bytes:
@@ -129,9 +137,7 @@ def create_token(
     random: bytes,
 ) -> tuple[TokenRecord, str]:
     """A new token for ``user`` and its one-time enrolment code."""
-    parsed = ocra.parse_suite(suite)
-    if parsed.question_kind != "H" or parsed.question_length != 64:
-        raise InvalidField("transaction signing needs a QH64 suite", code="bad_ocra_suite")
+    check_suite(suite)
     directory.ensure_not_frozen(user)
     if conn.execute(_ACTIVE_FOR_USER, {"b_user": user.id}).first() is not None:
         raise Conflict("the user already has an active token; revoke it first",
@@ -153,6 +159,18 @@ def create_token(
     return get_token(conn, token_id), code
 
 
+def check_suite(suite: str) -> ocra.Suite:
+    """The suites a transaction-signing token may use: QH64 questions (the transaction
+    digest), no PIN and no session part."""
+    parsed = ocra.parse_suite(suite)
+    if parsed.question_kind != "H" or parsed.question_length != 64:
+        raise InvalidField("transaction signing needs a QH64 suite", code="bad_ocra_suite")
+    if parsed.pin_hash is not None or parsed.session_length is not None:
+        raise InvalidField("suites with a PIN or session part are not supported",
+                           code="bad_ocra_suite")
+    return parsed
+
+
 def read_enrolment_code(text: str, *, keys: Any, now: float) -> TokenEnrolment:
     verified = decode_code(text, keys=keys, now=now, expected_type=CodeType.TOKEN_ENROL)
     claims = verified.claims
@@ -168,18 +186,24 @@ def read_enrolment_code(text: str, *, keys: Any, now: float) -> TokenEnrolment:
                           server_url=server, login=login)
 
 
-def get_token(conn: Connection, token_id: str) -> TokenRecord:
+def find_token(conn: Connection, token_id: str) -> TokenRecord | None:
     row = conn.execute(_BY_ID, {"b_id": token_id}).first()
-    if row is None:
+    return None if row is None else _record(row)
+
+
+def get_token(conn: Connection, token_id: str) -> TokenRecord:
+    token = find_token(conn, token_id)
+    if token is None:
         raise NotFound("no such token", code="token_not_found")
-    return _record(row)
+    return token
 
 
 def active_token(conn: Connection, *, user_id: int) -> TokenRecord:
     row = conn.execute(_ACTIVE_FOR_USER, {"b_user": user_id}).first()
     if row is None:
         locked = conn.execute(
-            select(tokens.c.id).where(tokens.c.user_id == user_id, tokens.c.status == "locked")
+            select(tokens.c.id).where(tokens.c.user_id == user_id, tokens.c.status == "locked",
+                                      tokens.c.activated_at.is_not(None))
         ).first()
         if locked is not None:
             raise Locked("the user's token is locked after repeated failures",
@@ -199,14 +223,21 @@ def _secret(box: SecretBox, token: TokenRecord) -> bytes:
 
 
 def activate(
-    conn: Connection, *, box: SecretBox, token_id: str, response: str, now: float
+    conn: Connection, *, box: SecretBox, digests: SecretDigests, token_id: str, response: str,
+    client_id: str | None, now: float,
 ) -> TokenRecord:
-    """The phone proves it holds the secret; the enrolment code is dead from here on."""
+    """The phone proves it holds the secret; the enrolment code is dead from here on.
+    A wrong answer raises ``wrong_response``: the caller counts it (:func:`count_failure`)
+    in a transaction of its own."""
     token = get_token(conn, token_id)
+    if token.status == "locked":
+        raise Locked("too many wrong activation answers; enrol a new token",
+                     code="token_locked")
     if token.status != "pending":
         raise Replayed("the token was already activated", code="already_activated")
     if now >= token.enrol_expires_at:
         raise Expired("the token enrolment expired")
+    directory.ensure_not_frozen(directory.get_user(conn, token.user_id))
     suite = ocra.parse_suite(token.suite)
     match = ocra.verify_response(
         suite=suite, key=_secret(box, token),
@@ -218,11 +249,56 @@ def activate(
         .where(tokens.c.id == token_id, tokens.c.status == "pending")
         .values(status="active", activated_at=now, failures=0,
                 counter=match.counter_next if match.counter_next is not None else token.counter,
-                last_time_step=match.time_step)
+                last_time_step=match.time_step,
+                activation_client=None if client_id is None else digests.digest(
+                    client_id, purpose="token_client"))
     )
     if activated.rowcount != 1:
         raise Replayed("the token was already activated", code="already_activated")
     return get_token(conn, token_id)
+
+
+def activation_repeat(conn: Connection, *, box: SecretBox, digests: SecretDigests,
+                      token_id: str, response: str, client_id: str | None) -> TokenRecord | None:
+    """The token if the app that activated it sends the very same answer again (its reply
+    was lost), as long as the token has not been used since. Anyone else holding a copy of
+    the enrolment QR computes the same answer but not the same client id: they are told
+    the token is already activated."""
+    token = find_token(conn, token_id)
+    if (token is None or token.status != "active" or client_id is None
+            or token.activation_client is None
+            or not digests.matches(client_id, token.activation_client, purpose="token_client")):
+        return None
+    expected = _last_response(box, token, activation_question(token_id), back=1)
+    return token if expected is not None and _same(expected, response) else None
+
+
+def resync_repeat(conn: Connection, *, box: SecretBox, token: TokenRecord,
+                  questions: tuple[str, str], responses: tuple[str, str]) -> bool:
+    """True if these are the two responses that the last resync accepted (a retry)."""
+    if token.status != "active":
+        return False
+    first = _last_response(box, token, questions[0], back=2)
+    second = _last_response(box, token, questions[1], back=1)
+    return (first is not None and second is not None
+            and _same(first, responses[0]) & _same(second, responses[1]))
+
+
+def _last_response(box: SecretBox, token: TokenRecord, question: str, *,
+                   back: int) -> str | None:
+    """The response to ``question`` at the counter ``back`` steps before the next one (and
+    the last accepted time step); None where there is no such counter or step."""
+    suite = ocra.parse_suite(token.suite)
+    counter = token.counter - back if suite.uses_counter else None
+    step = token.last_time_step if suite.time_step else None
+    if (counter is not None and counter < 0) or (suite.time_step and step is None):
+        return None
+    return ocra.respond(suite=suite, key=_secret(box, token), question=question,
+                        counter=counter, time_step=step)
+
+
+def _same(expected: str, given: str) -> bool:
+    return hmac.compare_digest(expected.encode(), given.encode())
 
 
 def verify(
@@ -248,28 +324,34 @@ def verify(
 
 
 def count_failure(conn: Connection, *, token_id: str, max_failures: int) -> bool:
-    """Returns True when this failure locked the token."""
+    """Count a failed proof of a pending or active token; returns True when this failure
+    locked it."""
+    usable = tokens.c.status.in_(("pending", "active"))
     row = conn.execute(
-        update(tokens).where(tokens.c.id == token_id, tokens.c.status == "active")
+        update(tokens).where(tokens.c.id == token_id, usable)
         .values(failures=tokens.c.failures + 1).returning(tokens.c.failures)
     ).first()
     if row is None or row.failures < max_failures:
         return False
-    locked = conn.execute(update(tokens).where(tokens.c.id == token_id,
-                                               tokens.c.status == "active")
+    locked = conn.execute(update(tokens).where(tokens.c.id == token_id, usable)
                           .values(status="locked"))
     return locked.rowcount == 1
 
 
 def set_status(conn: Connection, *, token_id: str, status: str) -> None:
-    """Operators unlock (``active``, failures reset) or revoke a token."""
+    """Operators unlock (``active``, failures reset) a token locked after it was activated,
+    or revoke a token. A token locked before activation never proved possession of its
+    secret: it cannot be unlocked, only revoked and replaced."""
     values: dict[str, Any] = {"status": status}
+    target = tokens.c.status != "revoked"
     if status == "active":
         values["failures"] = 0
-    result = conn.execute(update(tokens).where(tokens.c.id == token_id,
-                                               tokens.c.status != "pending").values(**values))
+        target = (tokens.c.status == "locked") & tokens.c.activated_at.is_not(None)
+    result = conn.execute(update(tokens).where(tokens.c.id == token_id, target)
+                          .values(**values))
     if result.rowcount != 1:
-        raise NotFound("no enrolled token with that id", code="token_not_found")
+        raise NotFound(f"no token with that id that can be set {status}",
+                       code="token_not_found")
 
 
 def resync(

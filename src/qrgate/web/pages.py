@@ -27,6 +27,8 @@ from qrgate.errors import NotFound
 from qrgate.http.context import runtime_of
 
 STATIC_DIR: Final = Path(__file__).parent / "static"
+# Pinned third-party files (Swagger UI, ReDoc), rebuilt by scripts/vendor-web.sh.
+VENDOR_DIR: Final = Path(__file__).parent / "vendor"
 _CHALLENGE_ID: Final = re.compile(r"[0-9a-f]{32}")
 
 CONTENT_SECURITY_POLICY: Final = "; ".join((
@@ -123,5 +125,6 @@ class _StaticFiles(StaticFiles):
 
 
 def mount_static(app: FastAPI) -> None:
-    """Serve ``qrgate/web/static`` at ``/static``."""
+    """Serve ``qrgate/web/static`` at ``/static`` and ``qrgate/web/vendor`` at ``/vendor``."""
     app.mount("/static", _StaticFiles(directory=STATIC_DIR), name="static")
+    app.mount("/vendor", _StaticFiles(directory=VENDOR_DIR), name="vendor")

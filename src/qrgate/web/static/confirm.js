@@ -277,11 +277,25 @@
       challenge.decided_at = data.decided_at;
       render();
     });
+    // The server ends the stream cleanly when its database is away: poll meanwhile, and
+    // reopen the stream once a poll gets an answer again.
+    stream.addEventListener("unavailable", () => {
+      if (finished) return;
+      closeStream();
+      setText(view.error, "Cannot reach the server right now; still trying…");
+      startPolling();
+    });
+    stream.onopen = stopPolling;
     stream.onerror = () => {
       if (finished) return;
       closeStream();
       startPolling();
     };
+  }
+
+  function stopPolling() {
+    if (pollTimer !== null) clearInterval(pollTimer);
+    pollTimer = null;
   }
 
   function closeStream() {
@@ -304,6 +318,7 @@
       }
       view.error.hidden = true;
       render();
+      if (stream === null && !finished) listen();
     } catch (error) {
       failed(error);
     }

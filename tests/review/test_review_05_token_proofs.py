@@ -1,0 +1,89 @@
+"""Review 5: every proof of an OCRA token counts, activation and resync included, and locks
+like the rest; suites the platform could never use are refused at enrolment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from qrgate.clients.relying_party import ApiError
+from qrgate.clients.token import SoftToken
+from qrgate.core import ocra
+from qrgate.errors import NotFound
+from qrgate.txsign import tokens
+from qrgate.txsign.tokens import activation_question, read_enrolment_code
+from support.stack import Stack
+from support.txsign import Platform, enrolled_token, server_keys
+
+
+def wrong(response: str) -> str:
+    return str((int(response) + 1) % 10 ** len(response)).zfill(len(response))
+
+
+def test_review_5_wrong_activations_lock_the_token(stack: Stack) -> None:
+    platform = Platform(stack)
+    enrolment = platform.call("POST", "/v1/txsign/tokens", json={"login": "alice"})
+    read = read_enrolment_code(enrolment["code"], keys=server_keys(stack), now=stack.clock())
+    right = ocra.respond(suite=ocra.parse_suite(read.suite), key=read.secret,
+                         question=activation_question(read.token_id), counter=read.counter)
+    url = f"/v1/txsign/tokens/{read.token_id}/activate"
+    answers = [httpx.post(stack.base_url + url, json={"response": wrong(right)})
+               for _ in range(30)]
+    codes = [answer.json()["code"] for answer in answers]
+    limit = stack.rt.settings.max_failures
+    assert codes[:limit] == ["wrong_response"] * limit
+    assert set(codes[limit:]) == {"token_locked"}
+    late = httpx.post(stack.base_url + url, json={"response": right})
+    assert (late.status_code, late.json()["code"]) == (423, "token_locked")
+    with stack.rt.read() as conn:
+        assert tokens.get_token(conn, read.token_id).status == "locked"
+    # Never activated, so never unlocked: it never proved it holds the secret.
+    with stack.rt.engine.begin() as conn, pytest.raises(NotFound):
+        tokens.set_status(conn, token_id=read.token_id, status="active")
+
+
+def test_review_5_wrong_resyncs_lock_the_token(stack: Stack) -> None:
+    platform = Platform(stack)
+    alice = enrolled_token(stack, platform, "alice")
+    questions = ["1" * 64, "2" * 64]
+    right = [alice._respond(questions[0]), alice._respond(questions[1])]
+    url = f"/v1/txsign/tokens/{alice.token_id}/resync"
+    codes = [platform.http.post(url, json={"questions": questions,
+                                           "responses": [wrong(right[0]), right[1]]}
+                                ).json()["code"] for _ in range(20)]
+    limit = stack.rt.settings.max_failures
+    assert codes[:limit] == ["resync_failed"] * limit
+    assert set(codes[limit:]) == {"token_inactive"}
+    with stack.rt.read() as conn:
+        assert tokens.get_token(conn, alice.token_id).status == "locked"
+
+
+@pytest.mark.parametrize("suite", ["OCRA-1:HOTP-SHA256-8:C-QH64-PSHA1",
+                                   "OCRA-1:HOTP-SHA256-8:QH64-S064",
+                                   "OCRA-1:HOTP-SHA1-6:QN08"])
+def test_review_5_suites_the_platform_cannot_use_are_refused(stack: Stack, suite: str) -> None:
+    response = Platform(stack).http.post("/v1/txsign/tokens",
+                                         json={"login": "alice", "suite": suite})
+    assert (response.status_code, response.json()["code"]) == (422, "bad_ocra_suite")
+
+
+def test_review_5_activation_repeated_by_the_same_app_is_one_activation(stack: Stack) -> None:
+    """The activating app's retry gets the same answer; a copy of the QR used elsewhere
+    is told the token is already activated."""
+    platform = Platform(stack)
+    enrolment = platform.call("POST", "/v1/txsign/tokens", json={"login": "alice"})
+    read = read_enrolment_code(enrolment["code"], keys=server_keys(stack), now=stack.clock())
+    right = ocra.respond(suite=ocra.parse_suite(read.suite), key=read.secret,
+                         question=activation_question(read.token_id), counter=read.counter)
+    url = f"{stack.base_url}/v1/txsign/tokens/{read.token_id}/activate"
+    body: dict[str, Any] = {"response": right, "client_id": "phone-install-0123456789"}
+    first, retry = httpx.post(url, json=body), httpx.post(url, json=body)
+    assert first.status_code == retry.status_code == 200
+    assert first.json() == retry.json()
+    copy = httpx.post(url, json={**body, "client_id": "someone-else-0123456789"})
+    assert (copy.status_code, copy.json()["code"]) == (409, "already_activated")
+    with pytest.raises(ApiError) as caught:
+        SoftToken.enrol(enrolment["code"], server_keys=server_keys(stack), clock=stack.clock)
+    assert caught.value.code == "already_activated"
