@@ -11,8 +11,6 @@ import json
 import logging
 import os
 import shutil
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,7 +26,6 @@ from sqlalchemy.engine import Engine
 
 from qrgate.cli.admin import retire_key, rotate_keys
 from qrgate.cli.main import cli
-from qrgate.clients.phone import PhoneSimulator
 from qrgate.clients.relying_party import ApiError
 from qrgate.config import Settings
 from qrgate.core.aead import SecretBox
@@ -46,7 +43,8 @@ from qrgate.storage.db import create_engine_for
 from qrgate.storage.models import signing_keys
 from qrgate.storage.signing_keys import KeyState
 from support.legacy_keys import kid_of, write_legacy_ring
-from support.stack import Stack, clock, stack_factory
+from support.stack import Stack, clock, stack_factory, twin
+from support.together import run_together
 
 __all__ = ["clock", "stack_factory"]
 
@@ -86,15 +84,6 @@ def listed_states(env: dict[str, str]) -> dict[str, str]:
     keys = ok(env, "list")["keys"]
     assert isinstance(keys, list)
     return {entry["kid"]: entry["state"] for entry in keys}
-
-
-def twin(phone: PhoneSimulator, node: Stack) -> PhoneSimulator:
-    """The same phone (same device key and id) talking to another node."""
-    other = PhoneSimulator(node.base_url, private_key=phone.private_key,
-                           device_id=phone.device_id, server_keys=phone.server_keys,
-                           clock=node.clock)
-    node.closers.append(other.close)
-    return other
 
 
 def jwks_of(node: Stack) -> PublicKeySet:
@@ -326,31 +315,11 @@ def test_nodes_starting_together_agree_on_one_active_key(
     released together on a migrated database without keys."""
     kek_file = tmp_path / "kek"
     kek_file.write_bytes(os.urandom(32))
-    nodes = [
-        subprocess.Popen(
-            [sys.executable, "-c", NODE_SCRIPT],
-            env={**os.environ, **env_of(tmp_path / f"node{i}", database_url,
-                                        **{ENV_KEK_FILE: str(kek_file)})},
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )
-        for i in range(4)
-    ]
-    try:
-        for node in nodes:
-            assert node.stdout is not None
-            assert node.stdout.readline().strip() == "ready"
-        for node in nodes:
-            assert node.stdin is not None
-            node.stdin.write("go\n")
-            node.stdin.flush()
-        outcomes = [node.communicate(timeout=60) for node in nodes]
-    finally:
-        for node in nodes:
-            if node.poll() is None:
-                node.kill()
-                node.communicate()
-    assert [node.returncode for node in nodes] == [0, 0, 0, 0], outcomes
-    kids = {stdout.strip() for stdout, _ in outcomes}
+    outcomes = run_together(NODE_SCRIPT, envs=[
+        {**os.environ, **env_of(tmp_path / f"node{i}", database_url,
+                                **{ENV_KEK_FILE: str(kek_file)})} for i in range(4)])
+    assert [code for code, _, _ in outcomes] == [0, 0, 0, 0], outcomes
+    kids = {stdout.strip() for _, stdout, _ in outcomes}
     stored = rows(engine)
     assert len(kids) == 1 and [kid.hex() for kid in stored] == list(kids)
     assert [row.state for row in stored.values()] == [KeyState.ACTIVE]

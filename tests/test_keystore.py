@@ -88,7 +88,8 @@ def test_empty_env_values_count_as_unset(tmp_path: Path) -> None:
     assert material.signing_key is None and material.verify_keys == {}
 
 
-@pytest.mark.parametrize("content", [b"", b"short", b"z" * 64, os.urandom(33), b"ab" * 31])
+@pytest.mark.parametrize("content", [b"", b"short", b"z" * 64, bytes(range(33)), b"ab" * 31],
+                         ids=["empty", "short", "not-hex", "33-bytes", "62-hex"])
 def test_bad_kek_file(tmp_path: Path, content: bytes) -> None:
     (tmp_path / "kek").write_bytes(content)
     with pytest.raises(InvalidField):

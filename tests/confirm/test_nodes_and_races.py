@@ -6,20 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from qrgate.clients.phone import PhoneSimulator
 from qrgate.clients.relying_party import ApiError
 from qrgate.storage.audit import search_audit
 from support.race import race
-from support.stack import Stack
-
-
-def twin(phone: PhoneSimulator, node: Stack) -> PhoneSimulator:
-    """The same phone (same device key and id) talking to another node."""
-    other = PhoneSimulator(node.base_url, private_key=phone.private_key,
-                           device_id=phone.device_id, server_keys=phone.server_keys,
-                           clock=node.clock)
-    node.closers.append(other.close)
-    return other
+from support.stack import Stack, twin
 
 
 def test_started_on_one_node_finished_on_another(stack_factory: Any) -> None:

@@ -11,7 +11,7 @@ import pytest
 from qrgate.clients.relying_party import ApiError
 from qrgate.clients.token import SoftToken
 from qrgate.core import ocra
-from qrgate.errors import NotFound
+from qrgate.errors import InvalidField, NotFound
 from qrgate.txsign import tokens
 from qrgate.txsign.tokens import activation_question, read_enrolment_code
 from support.stack import Stack
@@ -60,13 +60,31 @@ def test_review_5_wrong_resyncs_lock_the_token(stack: Stack) -> None:
         assert tokens.get_token(conn, alice.token_id).status == "locked"
 
 
-@pytest.mark.parametrize("suite", ["OCRA-1:HOTP-SHA256-8:C-QH64-PSHA1",
-                                   "OCRA-1:HOTP-SHA256-8:QH64-S064",
-                                   "OCRA-1:HOTP-SHA1-6:QN08"])
+UNUSABLE_SUITES = ["OCRA-1:HOTP-SHA256-8:C-QH64-PSHA1", "OCRA-1:HOTP-SHA256-8:QH64-S064",
+                   "OCRA-1:HOTP-SHA1-6:QN08"]
+
+
+@pytest.mark.parametrize("suite", UNUSABLE_SUITES)
 def test_review_5_suites_the_platform_cannot_use_are_refused(stack: Stack, suite: str) -> None:
+    """By the API's input type, and by the token module for every other way in (the
+    command line)."""
     response = Platform(stack).http.post("/v1/txsign/tokens",
                                          json={"login": "alice", "suite": suite})
-    assert (response.status_code, response.json()["code"]) == (422, "bad_ocra_suite")
+    assert (response.status_code, response.json()["code"]) == (422, "invalid_request")
+    with pytest.raises(InvalidField) as caught:
+        tokens.check_suite(suite)
+    assert caught.value.code == "bad_ocra_suite"
+
+
+def test_review_5_every_suite_the_api_takes_is_usable(stack: Stack) -> None:
+    platform = Platform(stack)
+    for login, suite in (("alice", "OCRA-1:HOTP-SHA512-10:C-QH64"),
+                         ("bob", "OCRA-1:HOTP-SHA1-6:QH64-T30S")):
+        token = enrolled_token(stack, platform, login, suite=suite)
+        stack.clock.advance(30)  # a time step is used once: activation took this one
+        started = platform.start(login)
+        assert platform.respond(started["transaction_id"],
+                                token.sign(started["challenge_code"]))["state"] == "signed"
 
 
 def test_review_5_activation_repeated_by_the_same_app_is_one_activation(stack: Stack) -> None:

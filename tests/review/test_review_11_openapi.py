@@ -64,6 +64,8 @@ def test_review_11_a_wrong_method_is_405_with_allow(stack: Stack) -> None:
     response = httpx.delete(f"{stack.base_url}/v1/confirm/scan")
     assert response.status_code == 405
     assert response.headers["allow"] == "POST"
+    both = httpx.request("OPTIONS", f"{stack.base_url}/v1/confirm/challenges")
+    assert both.headers["allow"] == "GET, HEAD, POST"
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["code"] == "method_not_allowed"
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 from collections.abc import Callable
 
@@ -15,6 +13,7 @@ from sqlalchemy.engine import Engine
 from qrgate.core.audit_chain import GENESIS
 from qrgate.storage.models import Base
 from qrgate.storage.schema import current_revision, head_revision, upgrade
+from support.together import run_together
 
 
 def test_migrated_schema_equals_models(engine: Engine) -> None:
@@ -64,31 +63,8 @@ def test_processes_starting_together_migrate_once(
     database_url: str, make_engine: Callable[[], Engine]
 ) -> None:
     """Separate processes, as separate nodes would be: only database locks can help."""
-    nodes = [
-        subprocess.Popen(
-            [sys.executable, "-c", NODE_SCRIPT, database_url],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(3)
-    ]
-    try:
-        for node in nodes:
-            assert node.stdout is not None
-            assert node.stdout.readline().strip() == "ready"
-        for node in nodes:  # release them as close together as we can
-            assert node.stdin is not None
-            node.stdin.write("go\n")
-            node.stdin.flush()
-        outcomes = [node.communicate(timeout=60) for node in nodes]
-    finally:
-        for node in nodes:
-            if node.poll() is None:
-                node.kill()
-                node.communicate()
-    assert [node.returncode for node in nodes] == [0, 0, 0], outcomes
+    outcomes = run_together(NODE_SCRIPT, args=[database_url], envs=[None] * 3)
+    assert [code for code, _, _ in outcomes] == [0, 0, 0], outcomes
     engine = make_engine()
     assert current_revision(engine) == head_revision()
     with engine.connect() as conn:

@@ -66,6 +66,15 @@ class Stack:
         return started, browser
 
 
+def twin(phone: PhoneSimulator, node: Stack) -> PhoneSimulator:
+    """The same phone (same device key and id) talking to another node."""
+    other = PhoneSimulator(node.base_url, private_key=phone.private_key,
+                           device_id=phone.device_id, server_keys=phone.server_keys,
+                           clock=node.clock)
+    node.closers.append(other.close)
+    return other
+
+
 def make_settings(tmp_path: Path, database_url: str, port: int, **overrides: Any) -> Settings:
     return Settings(data_dir=tmp_path / "data", database_url=database_url, port=port,
                     public_url=f"http://127.0.0.1:{port}", **overrides)

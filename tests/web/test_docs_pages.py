@@ -151,7 +151,8 @@ def operations(base_url: str) -> list[tuple[str, str, dict[str, Any]]]:
             for method, operation in item.items()]
 
 
-def test_landing_page_says_what_this_is_and_links_the_api(base_url: str, page: Page) -> None:
+def test_review_15_landing_page_says_what_this_is_and_links_the_api(
+        base_url: str, page: Page) -> None:
     seen = watch(page, base_url)
     response = page.goto(base_url + "/")
     assert response is not None and response.status == 200
@@ -182,7 +183,7 @@ def test_landing_page_says_what_this_is_and_links_the_api(base_url: str, page: P
     page.wait_for_url(base_url + "/docs")
 
 
-def test_swagger_ui_shows_every_operation_offline(base_url: str, page: Page) -> None:
+def test_review_11_swagger_ui_shows_every_operation_offline(base_url: str, page: Page) -> None:
     seen = watch(page, base_url)
     response = page.goto(base_url + "/docs")
     assert response is not None and response.status == 200
@@ -203,7 +204,7 @@ def test_swagger_ui_shows_every_operation_offline(base_url: str, page: Page) -> 
     seen.assert_clean()
 
 
-def test_redoc_renders_the_operation_list_offline(base_url: str, page: Page) -> None:
+def test_review_11_redoc_renders_the_operation_list_offline(base_url: str, page: Page) -> None:
     seen = watch(page, base_url)
     response = page.goto(base_url + "/redoc")
     assert response is not None and response.status == 200

@@ -66,7 +66,7 @@ def drawn(page: Page, svg: str, *, width: float, inline: bool = False) -> bytes:
     return page.locator("#box").screenshot()
 
 
-def test_svg_has_a_view_box_and_no_size_of_its_own() -> None:
+def test_review_13_svg_has_a_view_box_and_no_size_of_its_own() -> None:
     text = real_code()
     dark = modules(text)
     side = dark.shape[0]
@@ -106,7 +106,7 @@ def test_it_scans_at_any_size(page: Page, width: float, inline: bool) -> None:
     assert [qr.text for qr in decode_image(png)] == [text]
 
 
-def test_served_qr_svg_scales_and_scans(stack: Stack, page: Page) -> None:
+def test_review_13_served_qr_svg_scales_and_scans(stack: Stack, page: Page) -> None:
     stack.enrolled_phone()  # a user with no bound phone has no QR to show
     started, _ = stack.start()
     url = f"{started['links']['self']}/qr.svg"

@@ -94,18 +94,18 @@ def _problem(status: int) -> dict[str, Any]:
             "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
 
 
-def documented(*, auth: Security, errors: Sequence[int] = (),
-               media_type: str | None = None) -> dict[str, Any]:
+def documented(*, auth: Security, errors: Sequence[int] = (), media_type: str | None = None,
+               item_schema: dict[str, Any] | None = None) -> dict[str, Any]:
     """Keyword arguments for a route decorator: its security and its error responses;
-    ``media_type`` for an answer that is not JSON (an image, an event stream)."""
+    ``media_type`` for an answer that is not JSON (an image, an event stream, whose events
+    carry ``item_schema``)."""
     statuses = set(errors) | set(_ALWAYS)
     for requirement in auth:
         for scheme in requirement:
             statuses |= set(_BY_AUTH.get(scheme, ()))
     responses: dict[int | str, Any] = {status: _problem(status) for status in sorted(statuses)}
     if media_type is not None:
-        body = {"type": "string"} if media_type.startswith("text/") else {
-            "type": "string", "format": "binary"}
+        body = item_schema or {"type": "string", "format": "binary"}
         responses[200] = {"description": "OK", "content": {media_type: {"schema": body}}}
     return {"responses": responses, "openapi_extra": {"security": auth}}
 
@@ -123,6 +123,11 @@ def install(app: FastAPI) -> None:
             for unused in ("HTTPValidationError", "ValidationError"):
                 components["schemas"].pop(unused, None)
             components["securitySchemes"] = SECURITY_SCHEMES
+            for item in schema["paths"].values():
+                for operation in item.values():
+                    if "requestBody" in operation:
+                        # A body that is not JSON text at all (not UTF-8, say) is malformed.
+                        operation["responses"].setdefault("400", _problem(400))
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -16,6 +16,7 @@ Everything else is caught by :class:`ErrorBoundary`, the outermost layer of the 
 from __future__ import annotations
 
 import logging
+import re
 import traceback
 from collections.abc import Mapping
 from typing import Any
@@ -75,8 +76,30 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         code = _STATUS_CODES.get(error.status_code, "invalid_request")
+        headers = dict(error.headers or {})
+        if error.status_code == 405 and (allowed := _allowed(request)):
+            headers["Allow"] = allowed
         return problem(error.status_code, code, str(error.detail), str(error.detail),
-                       headers=error.headers)
+                       headers=headers)
+
+
+def _allowed(request: Request) -> str:
+    """Every method the API serves at this path, from its OpenAPI document (GET implies
+    HEAD). Starlette's own ``Allow`` names only the first route that matched the path, not
+    its siblings (GET and POST on one path). Empty for paths outside the document."""
+    templates: list[tuple[re.Pattern[str], str]] | None = getattr(
+        request.app.state, "allow_by_path", None)
+    if templates is None:
+        templates = []
+        for path, item in request.app.openapi()["paths"].items():
+            methods = {method.upper() for method in item} | (
+                {"HEAD"} if "get" in item else set())
+            pattern = re.escape(path).replace(r"\{", "{").replace(r"\}", "}")
+            templates.append((re.compile(re.sub(r"{[^}/]+}", "[^/]+", pattern)),
+                              ", ".join(sorted(methods))))
+        request.app.state.allow_by_path = templates
+    path = request.url.path
+    return next((methods for pattern, methods in templates if pattern.fullmatch(path)), "")
 
 
 class ErrorBoundary:

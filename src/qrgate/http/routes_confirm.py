@@ -24,7 +24,7 @@ from qrgate.http.context import offload, runtime_of, signed_request
 from qrgate.http.media import EventStream, PngImage, SvgImage
 from qrgate.http.openapi import API_KEY, BROWSER, BROWSER_OR_API_KEY, DEVICE, documented
 from qrgate.http.schemas import IdPath, Limit, LoginQuery, SearchQuery
-from qrgate.http.sse import challenge_events
+from qrgate.http.sse import EVENT_SCHEMA, challenge_events
 from qrgate.runtime import Runtime
 
 router = APIRouter(prefix="/v1/confirm", tags=["confirm"])
@@ -207,7 +207,7 @@ async def _qr_image(request: Request, challenge_id: str, *, image_format: str) -
 @router.get("/challenges/{challenge_id}/events", summary="609: results pushed (SSE)",
             response_class=EventStream,
             **documented(auth=BROWSER_OR_API_KEY, errors=(403, 404),
-                         media_type=EventStream.media_type))
+                         media_type=EventStream.media_type, item_schema=EVENT_SCHEMA))
 async def events(request: Request, challenge_id: IdPath) -> Response:
     rt = runtime_of(request)
     await offload(rt, _load_for_caller, rt, request, challenge_id)

@@ -228,7 +228,7 @@ def _image_route(kind: ImageKind, image_format: Literal["png", "svg"]) -> None:
     @router.get(f"/transactions/{{transaction_id}}/{kind}.{image_format}", response_class=media,
                 summary=f"The {what} as a {image_format.upper()} image",
                 name=f"{kind}_{image_format}",
-                **documented(auth=API_KEY, errors=(403, 404), media_type=media.media_type))
+                **documented(auth=API_KEY, errors=(403, 404, 423), media_type=media.media_type))
     async def image(request: Request, transaction_id: IdPath) -> Response:
         rt = runtime_of(request)
         data = await offload(rt, _image, rt, request, transaction_id, kind, image_format)

@@ -7,7 +7,15 @@ from ipaddress import IPv4Address, IPv6Address
 from typing import Annotated, Literal
 
 from fastapi import Path, Query
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+)
 
 from qrgate.core import inputs
 from qrgate.core.codes import MAX_CODE_CHARS
@@ -39,6 +47,14 @@ LoginPath = Annotated[str, Path(pattern=inputs.LOGIN_PATTERN)]
 LoginQuery = Annotated[str | None, Query(pattern=inputs.LOGIN_PATTERN)]
 SearchQuery = Annotated[str | None, Query(max_length=100, pattern=inputs.LINE_PATTERN)]
 Limit = Annotated[int, Query(ge=1, le=200)]
+
+
+def _json_integer(value: object) -> object:
+    """JSON Schema's integer: 75 and 75.0 alike, but not "75" nor true."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
 
 
 class Strict(BaseModel):
@@ -118,7 +134,8 @@ class ScanOut(BaseModel):
 
 class DecisionIn(Strict):
     decision: Decision
-    number: Annotated[StrictInt, Field(ge=0, le=99)] | None = None
+    number: Annotated[StrictInt, Field(ge=0, le=99), BeforeValidator(_json_integer)] | None = (
+        None)
 
 
 class OtpIn(Strict):

@@ -12,7 +12,12 @@ from qrgate.http.schemas import BusinessId, CodeText, Id, Login, Strict
 # Bounded so the challenge code, which carries the whole text, stays a scannable QR.
 Words = Annotated[str, StringConstraints(max_length=200, pattern=inputs.TEXT_PATTERN)]
 Response = Annotated[str, StringConstraints(pattern=r"^[0-9]{4,10}$")]
-Suite = Annotated[str, StringConstraints(max_length=64, pattern=r"^OCRA-1:[A-Z0-9:-]+$")]
+# Exactly the suites a transaction-signing token may use (``txsign.tokens.check_suite``):
+# QH64 questions, a counter and/or a time step (RFC 6287 §6, errata 3729), no PIN, no
+# session part.
+Suite = Annotated[str, StringConstraints(
+    pattern=r"^OCRA-1:HOTP-SHA(1|256|512)-([4-9]|10):(C-)?QH64"
+            r"(-T([1-9]|[1-5][0-9])[SM]|-T([1-9]|[1-3][0-9]|4[0-8])H)?$")]
 HexQuestion = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 
 

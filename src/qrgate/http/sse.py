@@ -18,7 +18,7 @@ from fastapi import Request
 from starlette.responses import StreamingResponse
 
 from qrgate.confirm import repository
-from qrgate.core.confirm import TERMINAL_STATES
+from qrgate.core.confirm import TERMINAL_STATES, ConfirmState
 from qrgate.http.context import offload
 from qrgate.http.problems import RETRY_AFTER
 from qrgate.runtime import Runtime
@@ -26,6 +26,29 @@ from qrgate.storage.db import DATABASE_ERRORS, is_unavailable
 
 RECHECK_SECONDS = 2.0
 HEARTBEAT_SECONDS = 15.0
+
+# Each event of the stream, for the OpenAPI document: its name and its JSON data, a
+# ``state`` event or ``unavailable`` (then the stream ends).
+_EVENT_DATA: dict[str, object] = {"oneOf": [
+    {"title": "state", "type": "object",
+     "required": ["challenge_id", "state", "reason", "code_seq", "decided_at"],
+     "properties": {
+         "challenge_id": {"type": "string"},
+         "state": {"type": "string", "enum": [s.value for s in ConfirmState]},
+         "reason": {"type": ["string", "null"]},
+         "code_seq": {"type": "integer"},
+         "decided_at": {"type": ["number", "null"]}}},
+    {"title": "unavailable", "type": "object", "required": ["retry_after"],
+     "properties": {"retry_after": {"type": "integer"}}},
+]}
+EVENT_SCHEMA: dict[str, object] = {
+    "type": "object", "required": ["event", "data"],
+    "properties": {
+        "event": {"type": "string", "enum": ["state", "unavailable"]},
+        "data": {"type": "string", "contentMediaType": "application/json",
+                 "contentSchema": _EVENT_DATA},
+    },
+}
 
 
 def challenge_events(rt: Runtime, request: Request, challenge_id: str) -> StreamingResponse:

@@ -1,0 +1,208 @@
+"""A small qrgate world for the fuzzer to find its way around: real ids, codes and answers.
+
+Random ids only ever reach "not found". So before fuzzing, the relying party, a phone, a
+browser and an OCRA token do the README's walk-throughs against the running stack, and what
+they leave behind (challenges in several states, a bound device, enrolment codes, tokens,
+transactions pending and signed, their codes and correct answers) is offered to the
+fuzzer as schemathesis dictionaries. Schemathesis mixes those values into the data it
+generates, and only into positive cases (a dictionary value that the schema would reject
+is used only for negative ones), so real values reach the handlers while every other case
+stays as random as before.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pyotp
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from qrgate.clients.relying_party import ApiError
+from qrgate.clients.token import SoftToken
+from qrgate.core import ocra
+from qrgate.core.keyring import PublicKeySet
+from qrgate.txsign.tokens import DEFAULT_SUITE, activation_question, read_enrolment_code
+from support.fuzz_callers import Credentials, encoded_public_key
+from support.stack import PASSWORD, Stack
+from support.txsign import Platform, server_keys
+
+LOGINS = ("alice", "bob", "carol")
+# The business id of the stack's one application (``support.stack``); scheme E's platform.
+BUSINESS_ID = "web"
+# Fresh device keys offered for enrolment; more than the enrolment codes, so that some
+# enrolments fail on a used code rather than all on an unknown key.
+NEW_DEVICE_KEYS = 6
+
+
+@dataclass(frozen=True)
+class World:
+    stack: Stack
+    credentials: Credentials
+    # schemathesis dictionary name -> values; ``BINDINGS`` says where each goes.
+    dictionaries: dict[str, list[str]]
+
+    def replace_unbound(self, device_id: str) -> None:
+        """Bind a new phone in place of one of the harness's devices that the fuzzer has
+        just unbound (the relying party may unbind any device, the phone itself too), so
+        device requests keep reaching their handlers instead of ending in 401s."""
+        credentials = self.credentials
+        if device_id not in (credentials.device_id, credentials.spare_device_id):
+            return
+        try:
+            phone = self.stack.enrolled_phone("alice" if device_id == credentials.device_id
+                                              else "bob")
+        except ApiError:
+            # The fuzzer may have left the user unable to enrol (frozen, say); the outcome
+            # table of the summary then shows the device requests failing.
+            return
+        assert phone.device_id is not None
+        if device_id == credentials.device_id:
+            credentials.device_id, credentials.device_key = phone.device_id, phone.private_key
+        else:
+            credentials.spare_device_id = phone.device_id
+            credentials.spare_device_key = phone.private_key
+
+
+# Where each dictionary goes (schemathesis ``[parameters]`` bindings) and how often a real
+# value replaces a generated one. Ids are used more often than body fields: without a real
+# id nothing behind the lookup is reached at all.
+BINDINGS: dict[str, tuple[str, float]] = {
+    "path.challenge_id": ("challenge_ids", 0.7),
+    "path.transaction_id": ("transaction_ids", 0.7),
+    "path.token_id": ("token_ids", 0.7),
+    "path.device_id": ("device_ids", 0.5),
+    "path.login": ("logins", 0.7),
+    "query.login": ("logins", 0.3),
+    "body.login": ("logins", 0.5),
+    "body.account": ("logins", 0.5),
+    "body.business_id": ("business_ids", 0.5),
+    "body.platform": ("business_ids", 0.5),
+    "body.suite": ("ocra_suites", 0.5),
+    "body.code": ("codes", 0.6),
+    "body.parent_code": ("chain_codes", 0.5),
+    "body.public_key": ("new_device_public_keys", 0.7),
+    "body.password": ("passwords", 0.5),
+    "body.confirm_code": ("confirm_codes", 0.5),
+    "body.otp": ("otps", 0.5),
+    "body.response": ("ocra_responses", 0.5),
+    "body.token_id": ("token_ids", 0.5),
+}
+
+
+# Bindings of one operation, replacing the global ones for the same parameter.
+OPERATION_BINDINGS: dict[str, dict[str, tuple[str, float]]] = {
+    "POST /v1/confirm/scan": {"body.code": ("scan_codes", 0.6)},
+    "POST /v1/confirm/challenges/{challenge_id}/decision": {
+        "path.challenge_id": ("decision_challenge_ids", 0.7)},
+}
+
+
+def build_world(stack: Stack) -> World:
+    rp, clock = stack.rp, stack.clock
+
+    # Bound phones (alice's, and bob's spare that unbinds itself), and challenges in
+    # several states, each with its browser token. Scanning and deciding get challenges of
+    # their own (see OPERATION_BINDINGS): in the shared pool the fuzzer cancels, rotates or
+    # decides them long before those operations' turn comes.
+    phone = stack.enrolled_phone("alice")
+    spare = stack.enrolled_phone("bob", name="spare")
+    assert phone.device_id is not None and spare.device_id is not None
+    pending, _ = stack.start("alice")
+    cancelled, _ = stack.start("alice", operation="password_change")
+    rp.cancel(cancelled["challenge_id"])
+    totp = pyotp.parse_uri(rp.setup_totp("bob")["uri"])
+    by_totp, _ = stack.start("bob", verifier="totp")
+    to_scan = [stack.start("alice", amount=amount)[0] for amount in ("7.50", "12.00")]
+    to_decide = [stack.start("alice", operation="login")[0] for _ in range(2)]
+    for challenge in to_decide:
+        phone.scan_text(challenge["code"])
+    challenges = (pending, cancelled, by_totp, *to_scan, *to_decide)
+
+    # Enrolment codes for phones still to come, and keys the harness can sign with.
+    enrolments = [rp.start_enrolment(login) for login in ("bob", "carol", "carol")]
+    new_keys = [ec.generate_private_key(ec.SECP256R1()) for _ in range(NEW_DEVICE_KEYS)]
+
+    # Scheme E: alice's active token, a pending and a signed transaction; bob's token
+    # enrolled but not activated yet, with the answer that would activate it.
+    platform = Platform(stack)
+    keys = server_keys(stack)
+    token_code = rp.enrol_token("alice")["code"]
+    token = SoftToken.enrol(token_code, server_keys=keys, clock=clock)
+    signed = rp.start_transaction("alice", platform=BUSINESS_ID, demand="buy 10 ACME",
+                                  comment="pension")
+    rp.submit_response(signed["transaction_id"], token.sign(signed["challenge_code"]))
+    chain_code = platform.call("GET", f"/v1/txsign/transactions/{signed['transaction_id']}")[
+        "chain_code"]
+    pending_tx = rp.start_transaction("alice", platform=BUSINESS_ID, demand="sell 5 ACME")
+    pending_tx_answer = token.sign(pending_tx["challenge_code"])
+    dormant = rp.enrol_token("bob")
+    dormant_answer = _activation_answer(dormant["code"], keys=keys, now=clock())
+
+    credentials = Credentials(
+        api_key=stack.api_key, device_id=phone.device_id, device_key=phone.private_key,
+        spare_device_id=spare.device_id, spare_device_key=spare.private_key, clock=clock,
+        browser_tokens={c["challenge_id"]: c["browser_token"] for c in challenges},
+        new_device_keys={encoded_public_key(key): key for key in new_keys},
+    )
+    dictionaries = {
+        "challenge_ids": [c["challenge_id"] for c in (pending, cancelled, by_totp)],
+        "decision_challenge_ids": [c["challenge_id"] for c in to_decide],
+        "scan_codes": [c["code"] for c in to_scan],
+        "transaction_ids": [signed["transaction_id"], pending_tx["transaction_id"]],
+        "token_ids": [token.token_id, dormant["token_id"]],
+        "device_ids": [phone.device_id, spare.device_id],
+        "logins": list(LOGINS),
+        "business_ids": [BUSINESS_ID],
+        "ocra_suites": [DEFAULT_SUITE, "OCRA-1:HOTP-SHA256-8:QH64-T1M"],
+        "codes": [pending["code"], chain_code, pending_tx["challenge_code"],
+                  *(e["code"] for e in enrolments)],
+        "chain_codes": [chain_code],
+        "new_device_public_keys": list(credentials.new_device_keys),
+        "passwords": [PASSWORD],
+        "confirm_codes": [e["confirm_code"] for e in enrolments],
+        "otps": [totp.at(int(clock()))],
+        "ocra_responses": [pending_tx_answer, dormant_answer],
+    }
+    return World(stack=stack, credentials=credentials, dictionaries=dictionaries)
+
+
+def _activation_answer(code: str, *, keys: PublicKeySet, now: float) -> str:
+    """What the phone would answer to activate the token of this enrolment code."""
+    enrolment = read_enrolment_code(code, keys=keys, now=now)
+    suite = ocra.parse_suite(enrolment.suite)
+    return ocra.respond(
+        suite=suite, key=enrolment.secret, question=activation_question(enrolment.token_id),
+        counter=enrolment.counter if suite.uses_counter else None,
+        time_step=int(now) // suite.time_step if suite.time_step else None,
+    )
+
+
+# Mixed into every string parameter now and then. Random generation almost never produces
+# these, and each has broken a server somewhere: NUL (PostgreSQL text cannot hold it),
+# percent-escapes and dot segments that a path handler might decode twice, quotes for
+# injection, markup, a right-to-left override that disguises what a user approves, and
+# over-long values for columns of bounded size.
+HOSTILE_STRINGS = [
+    "\x00", "nul\x00inside", "%00", "../../etc/passwd", "' OR '1'='1", '"; --',
+    "<script>alert(1)</script>", "\u202egnp.exe", "\ufeff", "9" * 40, "a" * 300,
+]
+HOSTILE_PROBABILITY = 0.1
+
+
+def schemathesis_dictionaries(world: World) -> dict[str, Any]:
+    """The ``[dictionaries]`` and ``[parameters]`` tables of a schemathesis config."""
+    dictionaries = {name: {"values": values} for name, values in world.dictionaries.items()}
+    dictionaries["hostile"] = {"values": HOSTILE_STRINGS}
+    return {"dictionaries": dictionaries, "parameters": parameter_bindings(BINDINGS)}
+
+
+def parameter_bindings(bindings: dict[str, tuple[str, float]]) -> dict[str, Any]:
+    return {key: {"dictionary": name, "probability": probability}
+            for key, (name, probability) in bindings.items()}
+
+
+def hostile_strings_binding() -> dict[str, Any]:
+    return {"string": {"dictionary": "hostile", "probability": HOSTILE_PROBABILITY}}
+
+
