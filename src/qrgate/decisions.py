@@ -3,11 +3,12 @@ is audited (with its reason code) and its side effects (attempt counters, killin
 challenge) are kept, in a transaction of their own after the failed one rolled back.
 
 Retries by the same party are not failures. A client whose reply was lost sends the same
-request again; several nodes may even get copies at once. ``repeat_of`` recognises such a
-repeat from what the first request left in the database (the same device already scanned
-this code, the transaction is already signed with this very response) and returns the
-answer the first request got. It is asked before the work, and again before a failure is
-counted: the twin may have committed between our read and our write.
+request again; several nodes may even get copies at once. A repeat always fails the work
+(the scan is already taken, the transaction already signed), so ``repeat_of`` is asked only
+then, before anything is counted: it recognises the repeat from what the first request left
+in the database (the same device already scanned this code, the transaction is signed
+with this very response) and returns the answer the first request got. The success path
+pays nothing for it.
 """
 
 from __future__ import annotations
@@ -62,8 +63,6 @@ def run_decision(
     (then nothing is written), else None."""
     try:
         with rt.engine.begin() as conn:
-            if repeat_of is not None and (earlier := repeat_of(conn)) is not None:
-                return earlier
             result, reason = work(conn)
             subject.record(conn, now=now, reason=reason)
         return result
