@@ -30,41 +30,41 @@ def audited(stack: Stack, challenge_id: str, event: str) -> list[str]:
                                                           event=event)]
 
 
-def test_the_same_approval_on_two_nodes_at_once_is_taken_once(stack_factory: Any) -> None:
-    """A client retry (or copies of one request on two nodes): both get the same answer,
-    the decision is taken and audited once."""
+def decisions_racing(stack_factory: Any, *, other_approves: bool
+                     ) -> tuple[Stack, list[tuple[str, list[Any]]]]:
+    """Five scanned challenges, each decided at the same instant by one phone on two
+    nodes: an approval on the first, and an approval or a denial on the second."""
     first: Stack = stack_factory()
     second: Stack = stack_factory(join=first)
     phone = first.enrolled_phone()
     other = twin(phone, second)
+    results = []
     for _ in range(5):
         started, _ = first.start()
         phone.scan_text(started["code"])
         challenge_id = started["challenge_id"]
-        results = race([
+        results.append((challenge_id, race([
             lambda cid=challenge_id: phone.decide(cid, approve=True),
-            lambda cid=challenge_id: other.decide(cid, approve=True),
-        ])
-        assert [r["state"] for r in results] == ["approved", "approved"], results
+            lambda cid=challenge_id: other.decide(cid, approve=other_approves),
+        ])))
+    return first, results
+
+
+def test_the_same_approval_on_two_nodes_at_once_is_taken_once(stack_factory: Any) -> None:
+    """A client retry (or copies of one request on two nodes): both get the same answer,
+    the decision is taken and audited once."""
+    first, results = decisions_racing(stack_factory, other_approves=True)
+    for challenge_id, answers in results:
+        assert [r["state"] for r in answers] == ["approved", "approved"], answers
         assert audited(first, challenge_id, "confirm.approve") == ["approved"]
 
 
 def test_approve_and_deny_at_the_same_instant_one_wins(stack_factory: Any) -> None:
-    first: Stack = stack_factory()
-    second: Stack = stack_factory(join=first)
-    phone = first.enrolled_phone()
-    other = twin(phone, second)
-    for _ in range(5):
-        started, _ = first.start()
-        phone.scan_text(started["code"])
-        challenge_id = started["challenge_id"]
-        results = race([
-            lambda cid=challenge_id: phone.decide(cid, approve=True),
-            lambda cid=challenge_id: other.decide(cid, approve=False),
-        ])
-        wins = [r for r in results if isinstance(r, dict)]
-        losses = [r for r in results if isinstance(r, ApiError)]
-        assert len(wins) == 1 and [e.code for e in losses] == ["already_decided"], results
+    first, results = decisions_racing(stack_factory, other_approves=False)
+    for challenge_id, answers in results:
+        wins = [r for r in answers if isinstance(r, dict)]
+        losses = [r for r in answers if isinstance(r, ApiError)]
+        assert len(wins) == 1 and [e.code for e in losses] == ["already_decided"], answers
         assert first.rp.get_challenge(challenge_id)["state"] == wins[0]["state"]
 
 

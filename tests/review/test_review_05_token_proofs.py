@@ -13,7 +13,7 @@ from qrgate.clients.token import SoftToken
 from qrgate.core import ocra
 from qrgate.errors import InvalidField, NotFound
 from qrgate.txsign import tokens
-from qrgate.txsign.tokens import activation_question, read_enrolment_code
+from qrgate.txsign.tokens import TokenEnrolment, activation_question, read_enrolment_code
 from support.stack import Stack
 from support.txsign import Platform, enrolled_token, server_keys
 
@@ -22,12 +22,18 @@ def wrong(response: str) -> str:
     return str((int(response) + 1) % 10 ** len(response)).zfill(len(response))
 
 
-def test_review_5_wrong_activations_lock_the_token(stack: Stack) -> None:
-    platform = Platform(stack)
-    enrolment = platform.call("POST", "/v1/txsign/tokens", json={"login": "alice"})
+def enrolled_by_hand(stack: Stack) -> tuple[dict[str, Any], TokenEnrolment, str]:
+    """A token enrolment for alice, read as her phone reads it, and the right answer to
+    its activation question."""
+    enrolment = Platform(stack).call("POST", "/v1/txsign/tokens", json={"login": "alice"})
     read = read_enrolment_code(enrolment["code"], keys=server_keys(stack), now=stack.clock())
     right = ocra.respond(suite=ocra.parse_suite(read.suite), key=read.secret,
                          question=activation_question(read.token_id), counter=read.counter)
+    return enrolment, read, right
+
+
+def test_review_5_wrong_activations_lock_the_token(stack: Stack) -> None:
+    _, read, right = enrolled_by_hand(stack)
     url = f"/v1/txsign/tokens/{read.token_id}/activate"
     answers = [httpx.post(stack.base_url + url, json={"response": wrong(right)})
                for _ in range(30)]
@@ -90,11 +96,7 @@ def test_review_5_every_suite_the_api_takes_is_usable(stack: Stack) -> None:
 def test_review_5_activation_repeated_by_the_same_app_is_one_activation(stack: Stack) -> None:
     """The activating app's retry gets the same answer; a copy of the QR used elsewhere
     is told the token is already activated."""
-    platform = Platform(stack)
-    enrolment = platform.call("POST", "/v1/txsign/tokens", json={"login": "alice"})
-    read = read_enrolment_code(enrolment["code"], keys=server_keys(stack), now=stack.clock())
-    right = ocra.respond(suite=ocra.parse_suite(read.suite), key=read.secret,
-                         question=activation_question(read.token_id), counter=read.counter)
+    enrolment, read, right = enrolled_by_hand(stack)
     url = f"{stack.base_url}/v1/txsign/tokens/{read.token_id}/activate"
     body: dict[str, Any] = {"response": right, "client_id": "phone-install-0123456789"}
     first, retry = httpx.post(url, json=body), httpx.post(url, json=body)

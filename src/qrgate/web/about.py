@@ -86,6 +86,7 @@ _HOME_PAGE: Final = """<!doctype html>
 <head>
 {head}
 <title>qrgate</title>
+<link rel="stylesheet" href="static/base.css">
 <link rel="stylesheet" href="static/home.css">
 </head>
 <body>

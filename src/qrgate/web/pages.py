@@ -64,6 +64,7 @@ _CONFIRM_PAGE: Final = """<!doctype html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="referrer" content="no-referrer">
 <title>Confirm on your phone · qrgate</title>
+<link rel="stylesheet" href="../static/base.css">
 <link rel="stylesheet" href="../static/confirm.css">
 <script src="../static/confirm.js" defer></script>
 </head>
