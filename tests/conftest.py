@@ -119,3 +119,23 @@ def engine(make_engine: Callable[[], Engine]) -> Engine:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Say plainly, as the very last lines of a run without PostgreSQL, what it did not test.
+    SQLite queues writers one at a time, so only the PostgreSQL variants can catch a lost
+    race between two nodes; a run that skipped them must not look like a full one."""
+    terminalreporter = config.pluginmanager.get_plugin("terminalreporter")
+    if terminalreporter is None or hasattr(config, "workerinput"):
+        return
+    skipped = [report for report in terminalreporter.stats.get("skipped", [])
+               if SKIP_REASON in str(getattr(report, "longrepr", ""))]
+    if skipped:
+        terminalreporter.write_sep("=", "PostgreSQL tests not run", yellow=True, bold=True)
+        terminalreporter.write_line(
+            f"{len(skipped)} tests need PostgreSQL and did not run: races between nodes on "
+            "separate connections, LISTEN/NOTIFY, outages, and every database test's "
+            "PostgreSQL variant.")
+        terminalreporter.write_line(
+            f"Run them with {ENV_VAR}=postgresql+psycopg://postgres@127.0.0.1:5432/test "
+            "(a database the tests may create schemas in).")

@@ -241,10 +241,36 @@ async def test_start_fails_fast_without_a_database() -> None:
     await bus.close()
 
 
-async def test_close_stops_the_listener(pg_admin_url: str) -> None:
-    bus = PostgresEventBus(pg_admin_url)
-    await bus.start()
-    await bus.start()  # idempotent
-    await bus.close()
-    await bus.close()
-    await asyncio.sleep(0)
+def listener_connections(pg_admin_url: str, application_name: str) -> int:
+    with psycopg.connect(libpq_dsn(pg_admin_url), autocommit=True) as admin:
+        row = admin.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+                            (application_name,)).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def test_close_stops_the_listener(pg_engine: Engine, pg_admin_url: str) -> None:
+    name = f"qrgate-test-{secrets.token_hex(4)}"
+    bus = PostgresEventBus(pg_admin_url, application_name=name, heartbeat=0.2)
+    topic = new_topic()
+    try:
+        await bus.start()
+        await bus.start()  # idempotent: still one listener
+        assert await anyio.to_thread.run_sync(listener_connections, pg_admin_url, name) == 1
+        async with bus.subscribe(topic) as subscription:
+            await in_thread(lambda: publish_committed(pg_engine, bus, topic, "scanned"))
+            assert await subscription.next(5) == "scanned"
+            await bus.close()
+            await bus.close()  # idempotent too
+            # Closed: a hint committed now reaches no one, even after several heartbeats
+            # (a listener left running would have reconnected by then) ...
+            await in_thread(lambda: publish_committed(pg_engine, bus, topic, "approved"))
+            assert await subscription.next(1.5) is None
+        # ... and its connection is gone from the server.
+        with anyio.fail_after(10):
+            while await anyio.to_thread.run_sync(listener_connections, pg_admin_url, name):
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(1)
+        assert await anyio.to_thread.run_sync(listener_connections, pg_admin_url, name) == 0
+    finally:
+        await bus.close()

@@ -67,10 +67,22 @@ def test_scale_and_quiet_zone() -> None:
         assert image.getpixel((0, 0)) == 255
 
 
-def test_qr_version_of_known_sizes() -> None:
-    assert qr_version("QG1:HELLO") == 1
-    assert qr_version("A" * 200, ecc="M") == qr_version("A" * 200, ecc="M")
-    assert 1 < qr_version("A" * 200) <= 40
+# ISO/IEC 18004:2015, Table 7 (alphanumeric mode): version 1 holds 25 (L) / 20 (M)
+# characters, version 2 47 / 38, version 7 224 (L), version 8 221 (M), version 10 221 (Q).
+@pytest.mark.parametrize(("text", "ecc", "version"), [
+    ("QG1:HELLO", "M", 1),
+    ("A" * 20, "M", 1), ("A" * 21, "M", 2), ("A" * 38, "M", 2), ("A" * 39, "M", 3),
+    ("A" * 25, "L", 1), ("A" * 26, "L", 2),
+    ("A" * 200, "L", 7), ("A" * 200, "M", 8), ("A" * 200, "Q", 10),
+])
+def test_qr_version_is_the_standards_and_the_symbols(text: str, ecc: str, version: int) -> None:
+    assert qr_version(text, ecc=ecc) == version
+    # The symbol drawn: the version its own format information declares to a decoder, and
+    # its side, 17 + 4 * version modules.
+    (found,) = decode_image(render_png(text, ecc=ecc, scale=3))
+    assert (found.text, found.version, found.ec_level) == (text, version, ecc)
+    with Image.open(io.BytesIO(render_png(text, ecc=ecc, scale=3, quiet_zone=False))) as image:
+        assert image.size == ((17 + 4 * version) * 3,) * 2
 
 
 def test_svg() -> None:

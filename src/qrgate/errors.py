@@ -19,13 +19,13 @@ ErrorCode = Literal[
     "headers_too_large", "invalid_field", "invalid_request", "invalid_amount",
     "unreadable_image", "bad_public_key", "bad_key_material", "unsupported_key",
     "kid_mismatch", "bad_jwks", "reserved_claim", "bad_ocra_suite", "bad_ocra_input",
-    "bad_chain", "unsupported_media_type",
+    "bad_chain",
     # cryptographic failures
     "bad_signature", "unknown_key", "wrong_code_type", "decryption_failed",
     # callers
-    "unauthenticated", "missing_api_key", "bad_api_key", "missing_signature",
+    "missing_api_key", "bad_api_key", "missing_signature",
     "missing_credentials", "unknown_device", "device_unbound", "stale_request",
-    "bad_credentials", "forbidden", "wrong_browser",
+    "bad_credentials", "wrong_browser",
     # lookups and conflicts
     "not_found", "challenge_not_found", "transaction_not_found", "token_not_found",
     "user_not_found", "device_not_found", "app_not_found", "org_not_found",
@@ -36,10 +36,10 @@ ErrorCode = Literal[
     "response_replayed", "otp_replayed", "already_activated", "code_superseded",
     "not_bound", "wrong_device", "wrong_user", "number_mismatch", "number_required",
     "locked", "user_locked", "token_locked", "frozen", "verifier_unavailable",
-    "wrong_verifier", "rejected", "wrong_issuer", "field_mismatch", "not_pending",
+    "wrong_verifier", "wrong_issuer", "field_mismatch", "not_pending",
     "not_scanned", "not_signed", "wrong_otp", "wrong_response", "resync_failed",
     "token_inactive", "no_token", "unknown_parent", "tampered_chain", "chain_too_long",
-    "broken_chain", "text_mismatch", "unknown_platform",
+    "broken_chain", "text_mismatch",
     # the server itself
     "internal_error", "database_unavailable",
 ]
@@ -49,7 +49,7 @@ ERROR_CODES: tuple[str, ...] = get_args(ErrorCode)
 class QrgateError(Exception):
     """Base of every error qrgate raises on purpose."""
 
-    code: ClassVar[ErrorCode] = "rejected"
+    code: ClassVar[ErrorCode]
     status: ClassVar[int] = 400
     title: ClassVar[str] = "Request failed"
 
@@ -59,6 +59,14 @@ class QrgateError(Exception):
         # A subclass instance may narrow its code (e.g. Rejected("...", code="wrong_user")).
         if code is not None:
             self.code = code  # type: ignore[misc]
+
+
+class _Family(QrgateError):
+    """Refusals grouped for their status and for ``except`` clauses, with no code of their
+    own: each raise names its code (a family default would be a code nobody emits)."""
+
+    def __init__(self, detail: str, *, code: ErrorCode) -> None:
+        super().__init__(detail, code=code)
 
 
 # --- malformed or oversized input -------------------------------------------------------
@@ -123,14 +131,12 @@ class DecryptionFailed(QrgateError):
 # --- authentication of callers ----------------------------------------------------------
 
 
-class Unauthenticated(QrgateError):
-    code: ClassVar[ErrorCode] = "unauthenticated"
+class Unauthenticated(_Family):
     status = 401
     title = "Authentication required"
 
 
-class Forbidden(QrgateError):
-    code: ClassVar[ErrorCode] = "forbidden"
+class Forbidden(_Family):
     status = 403
     title = "Not allowed"
 
@@ -138,6 +144,9 @@ class Forbidden(QrgateError):
 class BadCredentials(Unauthenticated):
     code: ClassVar[ErrorCode] = "bad_credentials"
     title = "Wrong password or code"
+
+    def __init__(self, detail: str | None = None, *, code: ErrorCode | None = None) -> None:
+        QrgateError.__init__(self, detail, code=code)  # a code of its own: naming one is optional
 
 
 # --- lookups ----------------------------------------------------------------------------
@@ -217,10 +226,9 @@ class VerifierUnavailable(QrgateError):
     title = "Verifier not available for this user"
 
 
-class Rejected(QrgateError):
+class Rejected(_Family):
     """A check failed in a way that has no more specific type; ``code`` says which check."""
 
-    code: ClassVar[ErrorCode] = "rejected"
     status = 403
     title = "Rejected"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -11,10 +12,11 @@ from click.testing import CliRunner
 
 from qrgate.cli.main import cli
 from qrgate.clients.phone import decode_png
+from qrgate.clients.relying_party import ApiError
 from qrgate.clients.token import SoftToken
 from qrgate.qrimage import render_png
 from support.stack import Stack
-from support.txsign import Platform, server_keys
+from support.txsign import Platform, enrolled_token, server_keys
 
 
 @pytest.fixture
@@ -91,3 +93,58 @@ def test_demo_txsign_passes() -> None:
     result = CliRunner().invoke(cli, ["demo", "txsign"])
     assert result.exit_code == 0, result.output
     assert "demo txsign: all steps passed" in result.output
+
+
+def refused(action: Callable[[], object]) -> tuple[int, str]:
+    with pytest.raises(ApiError) as caught:
+        action()
+    return caught.value.status, caught.value.code
+
+
+def test_unlock_and_revoke_take_effect(stack: Stack, env: dict[str, str]) -> None:
+    runner = CliRunner()
+
+    def txsign(*args: str) -> str:
+        result = runner.invoke(cli, ["txsign", "token", *args], env=env)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    platform = Platform(stack)
+    alice = enrolled_token(stack, platform, "alice")
+    limit = stack.rt.settings.max_failures
+    for _ in range(limit):
+        started = platform.start("alice")
+        response = alice.sign(started["challenge_code"])
+        wrong = f"{(int(response) + 1) % 10**8:08d}"
+        assert refused(lambda s=started, w=wrong: platform.respond(s["transaction_id"], w)) == (
+            401, "wrong_response")
+    assert refused(lambda: platform.start("alice")) == (423, "token_locked")
+    assert f"{alice.token_id} locked" in txsign("list", "--org", "bank", "--login", "alice")
+
+    # Unlocked: the token signs again, with its count of failures back at zero (one more
+    # wrong response does not lock it again).
+    txsign("unlock", alice.token_id)
+    assert f"{alice.token_id} active" in txsign("list", "--org", "bank", "--login", "alice")
+    assert "failures=0" in txsign("list", "--org", "bank", "--login", "alice")
+    started = platform.start("alice")
+    assert refused(lambda: platform.respond(started["transaction_id"], "00000000")) == (
+        401, "wrong_response")
+    assert platform.respond(started["transaction_id"],
+                            alice.sign(started["challenge_code"]))["state"] == "signed"
+
+    # Revoked (a lost phone): alice has no token; a transaction started before the
+    # revocation cannot be signed with it; a new token can be enrolled, and only it signs.
+    waiting = platform.start("alice")
+    txsign("revoke", alice.token_id)
+    assert refused(lambda: platform.start("alice")) == (404, "no_token")
+    assert refused(lambda: platform.respond(waiting["transaction_id"], alice.sign(
+        waiting["challenge_code"]))) == (404, "no_token")
+    replacement = enrolled_token(stack, platform, "alice")
+    assert replacement.token_id != alice.token_id
+    listed = txsign("list", "--org", "bank", "--login", "alice")
+    assert f"{alice.token_id} revoked" in listed and f"{replacement.token_id} active" in listed
+    started = platform.start("alice")
+    assert refused(lambda: platform.respond(started["transaction_id"], alice.sign(
+        started["challenge_code"]))) == (401, "wrong_response")
+    assert platform.respond(started["transaction_id"], replacement.sign(
+        started["challenge_code"]))["state"] == "signed"

@@ -2,14 +2,16 @@
 
 Hypothesis drives ``operations.start`` and ``verification.scan / decide / rotate_code /
 cancel`` together with a fake clock against a real database, and checks every outcome
-against a model written from SPEC section C and the order of checks in
-``qrgate.core.confirm``. Each example gets a fresh database: a copy of a migrated SQLite
-file, and also (when ``QRGATE_TEST_DATABASE_URL`` is set) a fresh PostgreSQL schema.
+against the model in ``support.confirm_model`` (written from SPEC section C and the order
+of checks in ``qrgate.core.confirm``; ``test_confirm_state_machine_http.py`` checks a
+running server over HTTP against the same model). Each example gets a fresh database: a
+copy of a migrated SQLite file, and also (when ``QRGATE_TEST_DATABASE_URL`` is set) a fresh
+PostgreSQL schema.
 
 The model tracks the *stored* state. Expiry is lazy in storage, so where a correct server
 may or may not have written ``expired`` yet, the model accepts either (see
-``_adopt_lazy_expiry``); it never accepts any other change of a challenge that a reader
-already sees as terminal.
+``ConfirmModel.adopt_lazy_expiry``); it never accepts any other change of a challenge that a
+reader already sees as terminal.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 from psycopg import sql
-from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy import insert
 from sqlalchemy.engine import make_url
 
 from qrgate.accounts import directory
@@ -49,71 +51,41 @@ from qrgate.config import Settings
 from qrgate.confirm import operations, repository, verification
 from qrgate.core.confirm import Decision
 from qrgate.core.policy import AppPolicy, NumberMatching
-from qrgate.errors import (
-    AlreadyDecided,
-    Expired,
-    Forbidden,
-    Locked,
-    NotBound,
-    NumberMismatch,
-    QrgateError,
-    Rejected,
-    Replayed,
-    Superseded,
-    WrongDevice,
-)
+from qrgate.errors import Forbidden, QrgateError
 from qrgate.runtime import Runtime, build_runtime
 from qrgate.storage.audit import verify_audit
-from qrgate.storage.db import after_commit, create_engine_for
-from qrgate.storage.models import AuditEntry, AuditHead, devices
+from qrgate.storage.db import create_engine_for
+from qrgate.storage.models import devices
 from qrgate.storage.schema import upgrade
+from support.confirm_model import (
+    ADVANCE,
+    CODE_TTL,
+    CONFIRM_TTL,
+    DECISIONS,
+    ENTRY,
+    HEAD_SEQ,
+    MAX_CHALLENGES,
+    MAX_FAILURES,
+    MAX_OPEN_CHALLENGES,
+    NEW_CHALLENGE,
+    NUMBER_CHOICE,
+    TERMINAL,
+    WRONG_OFFSET,
+    ConfirmModel,
+    Expect,
+    ModelChallenge,
+    ModelCode,
+    RecordingBus,
+)
 
-CONFIRM_TTL = 300
-CODE_TTL = 30
-MAX_FAILURES = 5
-# ``qrgate.core.codes.decode_code``'s default leeway: a code still reads this long after exp.
-CODE_LEEWAY = 5
 START = 1_800_000_000.0
-# Open challenges at once, and in all: finished ones are replaced so that cancels and
-# kills do not end the interesting part of an example early.
-MAX_OPEN_CHALLENGES = 3
-MAX_CHALLENGES = 10
-
-OPEN = ("pending", "scanned")
-TERMINAL = ("approved", "denied", "rejected", "expired", "cancelled")
 # a3 belongs to alice but was unbound: it must never win anything.
 DEVICE_OWNERS = {"a1": "alice", "a2": "alice", "b1": "bob", "a3": "alice"}
 DEVICE_STATUS = {"a1": "active", "a2": "active", "b1": "active", "a3": "unbound"}
 
-# Mostly steps within a code's life, so that flows often get somewhere before their codes
-# expire; then the boundaries of both TTLs and the code leeway, so that shrinking lands on
-# off-by-one errors; then anything up to past the confirm TTL.
-ADVANCE = st.one_of(
-    st.integers(min_value=0, max_value=5),
-    st.integers(min_value=0, max_value=30),
-    st.sampled_from([5, 6, 29, 30, 31, 35, 36, 299, 300, 301]),
-    st.integers(min_value=0, max_value=400),
-)
-NUMBER_CHOICE = st.sampled_from(["right", "none", "wrong"])
-WRONG_OFFSET = st.integers(min_value=1, max_value=89)
-
-# Built once: building a SQLAlchemy statement per step costs more than running it.
-_HEAD_SEQ = select(AuditHead.seq).where(AuditHead.id == 1)
-_ENTRY = select(AuditEntry.event, AuditEntry.reason, AuditEntry.challenge_id).where(
-    AuditEntry.seq == bindparam("seq"))
-_DECISIONS = (
-    select(AuditEntry.challenge_id, func.count())
-    .where(AuditEntry.event.in_(("confirm.approve", "confirm.deny")),
-           AuditEntry.reason.in_(("approved", "denied_by_user")))
-    .group_by(AuditEntry.challenge_id)
-)
 # Verifying the whole chain after every step made it the slowest check; every few steps
 # and at teardown still pins a broken entry to a short stretch of steps.
 AUDIT_CHECK_EVERY = 5
-
-ErrorKey = tuple[type[QrgateError], str]
-# The id a start call creates is unknown until it returns; the rule checks it afterwards.
-NEW_CHALLENGE = "<new challenge>"
 
 
 def _public_key() -> bytes:
@@ -133,60 +105,6 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
-
-
-class RecordingBus:
-    """Wraps the runtime's bus to record, per topic, the hints a waiting browser would get."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.hints: dict[str, list[str]] = {}
-
-    def publish(self, conn: Any, *, topic: str, state: str) -> None:
-        self.inner.publish(conn, topic=topic, state=state)
-        # Recorded only on commit, as a real browser would receive it.
-        after_commit(conn, lambda: self.hints.setdefault(topic, []).append(state))
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-
-@dataclass
-class ModelCode:
-    text: str
-    seq: int
-    expires_at: int
-
-
-@dataclass(eq=False)
-class ModelChallenge:
-    id: str
-    browser_token: str
-    number: int | None
-    expires_at: float
-    codes: list[ModelCode]
-    seq: int = 0
-    state: str = "pending"
-    reason: str | None = None
-    device: str | None = None
-    attempts: int = 0
-    decisions: int = 0
-    approved_with: int | None = None
-
-    def __repr__(self) -> str:
-        return f"<challenge {self.id[:8]} {self.state}>"
-
-
-@dataclass(frozen=True)
-class Expect:
-    """Acceptable errors (none: must succeed) and whether the call must append an audit
-    entry about ``audited_challenge``."""
-
-    errors: tuple[ErrorKey, ...] = ()
-    audited_challenge: str | None = None
-    audited: bool = True
-    # The entry may also name no challenge (a code refused before it was looked up).
-    challenge_optional: bool = False
 
 
 @dataclass
@@ -214,7 +132,9 @@ class ConfirmMachine(RuleBasedStateMachine):
         except BaseException:
             self.database.cleanup()
             raise
-        self.model: list[ModelChallenge] = []
+        self.m = ConfirmModel(clock=self.clock, owners=DEVICE_OWNERS,
+                              status=dict(DEVICE_STATUS))
+        self.model: list[ModelChallenge] = self.m.challenges
         self.invariant_checks = 0
         self.last_audited: str | None = None
         # The first terminal state readers saw, per challenge.
@@ -275,50 +195,11 @@ class ConfirmMachine(RuleBasedStateMachine):
         finally:
             self.database.cleanup()
 
-    # --- model helpers ----------------------------------------------------------------
-
-    @property
-    def now(self) -> float:
-        return self.clock.now
-
-    def _readable(self, code: ModelCode) -> bool:
-        return self.now <= code.expires_at + CODE_LEEWAY
-
-    def _some_open(self, state: str) -> bool:
-        # Honest steps wait until they have something to act on; adversarial ones never do.
-        return any(ch.state == state and not self._expired(ch) for ch in self.model)
-
-    def _open_challenges(self) -> int:
-        return sum(ch.state in OPEN and not self._expired(ch) for ch in self.model)
-
-    def _expired(self, ch: ModelChallenge) -> bool:
-        return self.now >= ch.expires_at
-
-    def _count(self, ch: ModelChallenge) -> None:
-        ch.attempts += 1
-        # A reader already sees a challenge past its expiry as expired (terminal): locking
-        # it then would change a terminal state.
-        if ch.attempts >= MAX_FAILURES and ch.state in OPEN and not self._expired(ch):
-            self._kill(ch, "locked")
-
-    def _kill(self, ch: ModelChallenge, reason: str) -> None:
-        if ch.state in OPEN:
-            ch.state, ch.reason = "rejected", reason
-
-    def _expire(self, ch: ModelChallenge) -> None:
-        if ch.state in OPEN:
-            ch.state, ch.reason = "expired", "expired"
-
-    def _terminal_error(self, ch: ModelChallenge) -> ErrorKey:
-        if ch.state == "expired":
-            return (Expired, "expired")
-        return (AlreadyDecided, "already_decided")
-
     # --- running an operation -----------------------------------------------------------
 
     def _audit_head(self) -> int:
         with self.rt.read() as conn:
-            return int(conn.execute(_HEAD_SEQ).scalar_one())
+            return int(conn.execute(HEAD_SEQ).scalar_one())
 
     def _run(
         self,
@@ -352,7 +233,7 @@ class ConfirmMachine(RuleBasedStateMachine):
         after = self._audit_head()
         assert after == before + 1, "every decision, success or failure, is audited once"
         with self.rt.read() as conn:
-            entry = conn.execute(_ENTRY, {"seq": after}).one()
+            entry = conn.execute(ENTRY, {"seq": after}).one()
         self.last_audited = entry.challenge_id
         assert (entry.event, entry.reason) == (audit_event, reason)
         if expect.audited_challenge != NEW_CHALLENGE:
@@ -370,7 +251,7 @@ class ConfirmMachine(RuleBasedStateMachine):
         return self.start(number_matching)
 
     @precondition(lambda self: len(self.model) < MAX_CHALLENGES
-                  and self._open_challenges() < MAX_OPEN_CHALLENGES)
+                  and self.m.open_challenges() < MAX_OPEN_CHALLENGES)
     @rule(target=challenges, number_matching=st.booleans())
     def start(self, number_matching: bool) -> ModelChallenge:
         request = operations.StartRequest(login="alice", operation="transfer",
@@ -388,19 +269,9 @@ class ConfirmMachine(RuleBasedStateMachine):
         else:
             assert number is None
         assert started.code is not None
-        expires_at = self.now + CONFIRM_TTL
-        ch = ModelChallenge(
-            id=started.challenge.id, browser_token=started.browser_token, number=number,
-            expires_at=expires_at,
-            codes=[ModelCode(started.code, 0, self._code_expiry(expires_at))],
-        )
-        self.model.append(ch)
-        return ch
-
-    def _code_expiry(self, challenge_expires_at: float) -> int:
-        # The code's exp claim: the code TTL from the whole second it was issued, never
-        # past the challenge (``operations.start``, ``qr_server.rotate``/``code_for``).
-        return min(int(self.now) + CODE_TTL, int(challenge_expires_at))
+        return self.m.started(challenge_id=started.challenge.id,
+                              browser_token=started.browser_token, number=number,
+                              code=started.code)
 
     # Honest and adversarial variants of scan and decide are separate rules: it doubles
     # the weight of the steps that move a flow forward, and swarm testing (hypothesis
@@ -409,8 +280,8 @@ class ConfirmMachine(RuleBasedStateMachine):
 
     # The page keeps a readable code on screen (it rotates before a code expires), so the
     # honest scan waits for one; ``scan_any_code`` covers stale codes.
-    @precondition(lambda self: any(ch.state == "pending" and not self._expired(ch)
-                                   and self._readable(ch.codes[-1]) for ch in self.model))
+    @precondition(lambda self: any(ch.state == "pending" and not self.m.expired(ch)
+                                   and self.m.readable(ch.codes[-1]) for ch in self.model))
     @rule(target=scanned, challenge=challenges, device=st.sampled_from(("a1", "a2")))
     def scan_shown_code(self, challenge: ModelChallenge, device: str) -> Any:
         """The user scans the code on screen with one of their phones."""
@@ -424,7 +295,7 @@ class ConfirmMachine(RuleBasedStateMachine):
                           device)
 
     def _scan(self, challenge: ModelChallenge, code: ModelCode, device: str) -> Any:
-        expect = self._expect_scan(challenge, code, device)
+        expect = self.m.expect_scan(challenge, code, device)
         context = self._run(
             lambda: verification.scan(self.rt, code_text=code.text,
                                       device=self.devices[device]),
@@ -439,34 +310,7 @@ class ConfirmMachine(RuleBasedStateMachine):
         assert context.app.id == self.app.id
         return challenge
 
-    def _expect_scan(self, ch: ModelChallenge, code: ModelCode, device: str) -> Expect:
-        if not self._readable(code):
-            # Refused when its signature and expiry are checked, before the challenge is
-            # looked up: nothing about the challenge may change.
-            return Expect(errors=((Expired, "expired"),), audited_challenge=ch.id,
-                          challenge_optional=True)
-
-        def fail(*errors: ErrorKey) -> Expect:
-            return Expect(errors=errors, audited_challenge=ch.id)
-
-        if (ch.state == "scanned" and not self._expired(ch) and ch.device == device
-                and code.seq == ch.seq):
-            # The same device sent the same scan again (its reply was lost): the same
-            # answer, nothing written, nothing counted.
-            return Expect(audited=False)
-        refused = self._device_and_open_refusal(ch, device)
-        if refused is not None:
-            return refused
-        if ch.state == "scanned":
-            # SPEC: a code scanned twice kills the challenge.
-            self._kill(ch, "scanned_twice")
-            return fail((Replayed, "scanned_twice"))
-        if code.seq != ch.seq:
-            return fail((Superseded, "code_superseded"))
-        ch.state, ch.device = "scanned", device
-        return Expect(audited_challenge=ch.id)
-
-    @precondition(lambda self: self._some_open("pending"))
+    @precondition(lambda self: self.m.some_open("pending"))
     @rule(challenge=challenges,
           other_browser=st.integers(min_value=0, max_value=7).map(lambda n: n == 7))
     def rotate(self, challenge: ModelChallenge, other_browser: bool) -> None:
@@ -479,31 +323,18 @@ class ConfirmMachine(RuleBasedStateMachine):
                 audit_event="confirm.rotate",
             )
             return
-        if challenge.state == "pending" and self._expired(challenge):
-            expect = Expect(errors=((Expired, "expired"),), audited=False)
-        elif challenge.state == "expired" or (challenge.state in OPEN
-                                              and self._expired(challenge)):
-            # Not waiting either way: both answers are honest.
-            expect = Expect(errors=((Expired, "expired"), (Rejected, "not_pending")),
-                            audited=False)
-        elif challenge.state != "pending":
-            expect = Expect(errors=((Rejected, "not_pending"),), audited=False)
-        else:
-            expect = Expect(audited=False)
         result = self._run(
             lambda: verification.rotate_code(self.rt, challenge_id=challenge.id,
                                              browser_token=challenge.browser_token),
-            expect, audit_event="confirm.rotate", success_reason="rotated",
+            self.m.expect_rotate(challenge), audit_event="confirm.rotate",
+            success_reason="rotated",
         )
         if result is not None:
             row, code = result
-            challenge.seq += 1
+            self.m.rotated(challenge, code)
             assert row.code_seq == challenge.seq
-            challenge.codes.append(
-                ModelCode(code, challenge.seq, self._code_expiry(challenge.expires_at))
-            )
 
-    @precondition(lambda self: self._some_open("scanned"))
+    @precondition(lambda self: self.m.some_open("scanned"))
     @rule(challenge=scanned, decision=st.sampled_from(Decision), number=NUMBER_CHOICE,
           offset=WRONG_OFFSET)
     def decide_as_scanner(self, challenge: ModelChallenge, decision: Decision, number: str,
@@ -512,29 +343,18 @@ class ConfirmMachine(RuleBasedStateMachine):
         one or none."""
         assert challenge.device is not None
         self._decide(challenge, challenge.device, decision,
-                     self._number(challenge, number, offset))
+                     self.m.number(challenge, number, offset))
 
     @rule(challenge=challenges, device=st.sampled_from(sorted(DEVICE_OWNERS)),
           decision=st.sampled_from(Decision), number=NUMBER_CHOICE, offset=WRONG_OFFSET)
     def decide_any(self, challenge: ModelChallenge, device: str, decision: Decision,
                    number: str, offset: int) -> None:
         """Any device decides."""
-        self._decide(challenge, device, decision, self._number(challenge, number, offset))
-
-    @staticmethod
-    def _number(challenge: ModelChallenge, number: str, offset: int) -> int | None:
-        """``offset`` picks a wrong number: any two-digit one but the right one. Without
-        number matching a "wrong" number is one the server must ignore."""
-        real = challenge.number
-        if number == "none" or (number == "right" and real is None):
-            return None
-        if number == "right":
-            return real
-        return (offset if real is None else real - 10 + offset) % 90 + 10
+        self._decide(challenge, device, decision, self.m.number(challenge, number, offset))
 
     def _decide(self, challenge: ModelChallenge, device: str, decision: Decision,
                 sent: int | None) -> None:
-        expect = self._expect_decision(challenge, device, decision, sent)
+        expect = self.m.expect_decision(challenge, device, decision, sent)
         self._run(
             lambda: verification.decide(self.rt, challenge_id=challenge.id,
                                         device=self.devices[device], decision=decision,
@@ -543,79 +363,14 @@ class ConfirmMachine(RuleBasedStateMachine):
             success_reason="approved" if decision == Decision.APPROVE else "denied_by_user",
         )
 
-    def _device_and_open_refusal(self, ch: ModelChallenge, device: str) -> Expect | None:
-        """What scan and decide both check first, as ``core.confirm`` does: the attempt
-        budget, the device and its owner, then that the challenge is still open; past its
-        expiry a challenge is expired for every caller, whatever else is wrong."""
-        def fail(*errors: ErrorKey) -> Expect:
-            return Expect(errors=errors, audited_challenge=ch.id)
-
-        if ch.attempts >= MAX_FAILURES:
-            return fail((Locked, "locked"))
-        if DEVICE_STATUS[device] != "active":
-            self._count(ch)
-            return fail((NotBound, "not_bound"))
-        if DEVICE_OWNERS[device] != "alice":
-            self._count(ch)
-            return fail((NotBound, "wrong_user"))
-        if ch.state in TERMINAL:
-            return fail(self._terminal_error(ch))
-        if self._expired(ch):
-            self._expire(ch)
-            return fail((Expired, "expired"))
-        return None
-
-    def _expect_decision(self, ch: ModelChallenge, device: str, decision: Decision,
-                         number: int | None) -> Expect:
-        def fail(*errors: ErrorKey) -> Expect:
-            return Expect(errors=errors, audited_challenge=ch.id)
-
-        taken = "approved" if decision == Decision.APPROVE else "denied"
-        if ch.state == taken and ch.device == device:
-            # A retry of the decision this device took: the same answer, nothing written.
-            return Expect(audited=False)
-        refused = self._device_and_open_refusal(ch, device)
-        if refused is not None:
-            return refused
-        if ch.state != "scanned":
-            return fail((Rejected, "not_scanned"))
-        if device != ch.device:
-            self._count(ch)
-            return fail((WrongDevice, "wrong_device"))
-        if decision == Decision.APPROVE and ch.number is not None:
-            if number is None:
-                self._count(ch)
-                return fail((NumberMismatch, "number_required"))
-            if number != ch.number:
-                # The number travelled (or was guessed): end the challenge for everyone.
-                self._kill(ch, "number_mismatch")
-                return fail((NumberMismatch, "number_mismatch"))
-        if decision == Decision.APPROVE:
-            ch.state, ch.reason, ch.approved_with = "approved", "approved", number
-        else:
-            ch.state, ch.reason = "denied", "denied_by_user"
-        ch.decisions += 1
-        return Expect(audited_challenge=ch.id)
-
     # Cancelling finished challenges over and over would crowd out everything else.
-    @precondition(lambda self: self._some_open("pending") or self._some_open("scanned"))
+    @precondition(lambda self: self.m.some_open("pending") or self.m.some_open("scanned"))
     @rule(challenge=challenges)
     def cancel(self, challenge: ModelChallenge) -> None:
-        ch = challenge
-        if ch.state in OPEN and not self._expired(ch):
-            ch.state, ch.reason = "rejected", "cancelled"
-            expect = Expect(audited_challenge=ch.id)
-        elif ch.state in OPEN or ch.state == "expired":
-            # Past its expiry the challenge is expired for every reader: cancelling it must
-            # fail and leave it expired, not turn it into "rejected".
-            expect = Expect(errors=((Expired, "expired"), (AlreadyDecided, "already_decided")),
-                            audited_challenge=ch.id)
-        else:
-            expect = Expect(errors=((AlreadyDecided, "already_decided"),),
-                            audited_challenge=ch.id)
         self._run(
-            lambda: verification.cancel(self.rt, app=self.app, challenge_id=ch.id),
-            expect, audit_event="confirm.cancel", success_reason="cancelled",
+            lambda: verification.cancel(self.rt, app=self.app, challenge_id=challenge.id),
+            self.m.expect_cancel(challenge), audit_event="confirm.cancel",
+            success_reason="cancelled",
         )
 
     @rule(seconds=ADVANCE)
@@ -624,12 +379,6 @@ class ConfirmMachine(RuleBasedStateMachine):
 
     # --- invariants ---------------------------------------------------------------------
 
-    def _adopt_lazy_expiry(self, ch: ModelChallenge, state: str, reason: str | None) -> None:
-        """A server may write ``expired`` whenever it likes once the challenge is past its
-        expiry; it may write nothing else there."""
-        if ch.state in OPEN and self._expired(ch) and (state, reason) == ("expired", "expired"):
-            ch.state, ch.reason = "expired", "expired"
-
     @invariant()
     def stored_challenges_match_the_model(self) -> None:
         with self.rt.read() as conn:
@@ -637,7 +386,7 @@ class ConfirmMachine(RuleBasedStateMachine):
         # Checked first and on its own, from what readers see: the plainest message for
         # the most important property.
         for row in rows:
-            seen = row.effective_state(self.now).value
+            seen = row.effective_state(self.m.now).value
             before = self.terminal.get(row.id)
             assert before in (None, seen), (
                 f"challenge {row.id[:8]} was {before}, a terminal state, and is now {seen}"
@@ -645,7 +394,7 @@ class ConfirmMachine(RuleBasedStateMachine):
             if seen in TERMINAL:
                 self.terminal[row.id] = seen
         for ch, row in zip(self.model, rows, strict=True):
-            self._adopt_lazy_expiry(ch, row.state.value, row.reason)
+            self.m.adopt_lazy_expiry(ch, row.state.value, row.reason)
             stored = (row.state.value, row.reason, row.device_id, row.attempts, row.code_seq,
                       row.number, row.expires_at)
             wanted = (ch.state, ch.reason, ch.device, ch.attempts, ch.seq, ch.number,
@@ -665,7 +414,8 @@ class ConfirmMachine(RuleBasedStateMachine):
     def each_challenge_is_decided_at_most_once(self) -> None:
         with self.rt.read() as conn:
             counted: dict[str, int] = {
-                challenge_id: count for challenge_id, count in conn.execute(_DECISIONS)
+                challenge_id: count for challenge_id, count in
+                conn.execute(DECISIONS, {"ids": [ch.id for ch in self.model]})
             }
         for ch in self.model:
             assert ch.decisions <= 1

@@ -90,8 +90,9 @@ def test_several_devices_per_user_and_unbinding(stack: Stack) -> None:
     first.unbind()
     assert {d["status"] for d in stack.rp.list_devices("alice")} == {"unbound"}
     # With no bound device left, the QR verifier is not available for alice.
-    with pytest.raises(Exception, match="verifier_unavailable"):
+    with pytest.raises(ApiError) as caught:
         stack.start("alice")
+    assert (caught.value.status, caught.value.code) == (409, "verifier_unavailable")
 
 
 def test_rotation_replaces_the_code_on_screen(stack: Stack) -> None:

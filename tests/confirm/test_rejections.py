@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from qrgate.accounts import directory
 from qrgate.clients.relying_party import ApiError
+from qrgate.confirm import repository
 from qrgate.core.cose import parse_sign1, sign1
 from qrgate.core.keyring import kid_for
 from qrgate.errors import BadSignature, Expired, MalformedCode, UnknownKey
@@ -40,6 +41,30 @@ def test_expired_challenge(stack: Stack) -> None:
     error = api_error(lambda: phone.scan_text(started["code"], verify_offline=False))
     assert (error.status, error.code) == (410, "expired")
     assert browser.status()["state"] == "expired"
+
+
+def test_a_code_read_just_after_its_challenges_hard_expiry_is_expired(stack: Stack) -> None:
+    """A code dies with its challenge (its own expiry is capped at the challenge's), yet a
+    code is still read up to 5 s after its expiry (the clock leeway of
+    ``qrgate.core.codes.decode_code``). Scanned inside that leeway, it meets the challenge's
+    own expiry: 410 ``expired``, and the challenge ends expired, not scanned or rejected."""
+    phone = stack.enrolled_phone()
+    started, browser = stack.start()
+    stack.clock.advance(stack.rt.settings.confirm_ttl - 10)
+    rotated = browser.rotate()  # the last rotation: its code expires with the challenge
+    assert rotated["code_expires_at"] == started["expires_at"]
+    stack.clock.advance(10 + 2)  # 2 s past the hard expiry
+    assert phone.read_confirm_code(rotated["code"]).expires_at == started["expires_at"]
+    error = api_error(lambda: phone.scan_text(rotated["code"]))
+    assert (error.status, error.code) == (410, "expired")
+    status = browser.status()
+    assert (status["state"], status["reason"]) == ("expired", "expired")
+    with stack.rt.read() as conn:
+        row = repository.load(conn, started["challenge_id"])
+        scans = search_audit(conn, challenge_id=started["challenge_id"], event="confirm.scan")
+    assert (row.state, row.reason, row.device_id, row.attempts) == ("expired", "expired",
+                                                                   None, 0)
+    assert [entry["reason"] for entry in scans] == ["expired"]
 
 
 def test_expired_code_is_refused_offline_by_the_phone(stack: Stack) -> None:

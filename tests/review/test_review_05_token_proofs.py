@@ -61,7 +61,7 @@ def test_review_5_wrong_resyncs_lock_the_token(stack: Stack) -> None:
                                 ).json()["code"] for _ in range(20)]
     limit = stack.rt.settings.max_failures
     assert codes[:limit] == ["resync_failed"] * limit
-    assert set(codes[limit:]) == {"token_inactive"}
+    assert set(codes[limit:]) == {"token_locked"}
     with stack.rt.read() as conn:
         assert tokens.get_token(conn, alice.token_id).status == "locked"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -78,8 +79,9 @@ def test_sqlite_transactions_take_the_write_lock_at_begin(tmp_path: Path) -> Non
             try:
                 cursor = probe.cursor()
                 cursor.execute("PRAGMA busy_timeout = 0")
-                with pytest.raises(Exception, match="locked"):
+                with pytest.raises(sqlite3.OperationalError, match="locked") as caught:
                     cursor.execute("BEGIN IMMEDIATE")
+                assert caught.value.sqlite_errorname == "SQLITE_BUSY"
                 cursor.close()
             finally:
                 probe.close()

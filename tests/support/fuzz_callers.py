@@ -38,6 +38,7 @@ from qrgate.core.device_auth import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     public_key_bytes,
+    request_target,
     sign_request,
 )
 from qrgate.http.auth import BROWSER_HEADER
@@ -104,14 +105,11 @@ UNBIND_SELF: Final = "DELETE /v1/devices/me"
 
 
 def signed_target(url: str) -> str:
-    """The part of the request URL that a device signature covers.
-
-    Today the server verifies against Starlette's ``request.url.path``: the percent-decoded
-    path without the query string. When the signed input grows to cover the query string,
-    this is the one place to change (e.g. ``parts.path + ("?" + parts.query if parts.query
-    else "")``, in whatever encoding the server settles on)."""
+    """The part of the request URL that a device signature covers: the percent-decoded path
+    and, when there is one, ``?`` and the raw query string as sent
+    (``qrgate.core.device_auth.request_target``)."""
     parts = urlsplit(url)
-    return unquote(parts.path)
+    return request_target(unquote(parts.path), parts.query)
 
 
 def _body_bytes(request: requests.PreparedRequest) -> bytes:

@@ -4,10 +4,13 @@ what Chromium draws from it at several sizes, read back with zxing-cpp like a ph
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import io
 import os
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import httpx
 import numpy as np
@@ -127,3 +130,37 @@ def test_enrolment_qr_svg_scales_and_scans(stack: Stack, page: Page) -> None:
     for width in (250, 500):
         found = decode_image(drawn(page, svg, width=width, inline=True))
         assert [qr.text for qr in found] == [enrolment["code"]]
+
+
+def rfc6238_code(secret_b32: str, *, now: float) -> str:
+    """RFC 6238 with its defaults (HMAC-SHA-1, 30 s, 6 digits), written out here rather than
+    taken from the library the server itself uses."""
+    counter = int(now) // 30
+    digest = hmac.new(base64.b32decode(secret_b32), counter.to_bytes(8, "big"),
+                      hashlib.sha1).digest()
+    offset = digest[-1] & 0x0F
+    value = int.from_bytes(digest[offset:offset + 4], "big") & 0x7FFFFFFF
+    return f"{value % 10**6:06d}"
+
+
+def test_totp_setup_qr_svg_scans_to_the_secret_the_server_checks(stack: Stack,
+                                                                  page: Page) -> None:
+    setup = stack.rp.setup_totp("carol")  # carol has no phone: her challenges use TOTP
+    found = decode_image(drawn(page, setup["qr_svg"], width=320, inline=True))
+    assert [qr.text for qr in found] == [setup["uri"]]
+    # The Key URI Format an authenticator app reads: otpauth://totp/ISSUER:LOGIN?secret=...
+    uri = urlsplit(found[0].text)
+    assert (uri.scheme, uri.netloc, unquote(uri.path)) == ("otpauth", "totp",
+                                                           "/Example Bank:carol")
+    query = parse_qs(uri.query)
+    assert query["issuer"] == ["Example Bank"]
+    # Absent parameters mean SHA-1, 6 digits and 30 s, which is what the server verifies.
+    assert not {"algorithm", "digits", "period"} & set(query)
+    (secret,) = query["secret"]
+    assert len(base64.b32decode(secret)) == 20
+    # What the phone computes from the scanned secret approves carol's challenge.
+    started, browser = stack.start("carol")
+    assert started["verifier"] == "totp"
+    approved = stack.rp.submit_otp(started["challenge_id"], rfc6238_code(secret, now=stack.clock()))
+    assert approved["state"] == "approved"
+    assert browser.status()["state"] == "approved"

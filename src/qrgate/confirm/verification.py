@@ -15,7 +15,6 @@ repeated failures lock it.
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 from dataclasses import dataclass
 
@@ -32,6 +31,7 @@ from qrgate.core.confirm import (
     check_attempts,
     check_decision,
     check_scan,
+    is_repeated_scan,
     read_code,
 )
 from qrgate.core.policy import VerifierKind
@@ -84,14 +84,15 @@ def scan(rt: Runtime, *, code_text: str, device: directory.DeviceRecord) -> Scan
     def repeat_of(conn: Connection) -> ScanContext | None:
         """This device already scanned this very code: its reply was lost, not relayed."""
         row = repository.find(conn, challenge_id)
-        if (row is not None and row.effective_state(now) == ConfirmState.SCANNED
-                and row.device_id == device.id
-                and hmac.compare_digest(row.code_nonce, code.verification_code)):
+        if row is not None and is_repeated_scan(
+                code=code, expected=row.view(), device_id=device.id,
+                expected_issuer=rt.settings.issuer, now=now):
             return context(conn, row)
         return None
 
     def work(conn: Connection) -> tuple[ScanContext, str]:
         row = repository.load(conn, challenge_id)
+        _ensure_same_org(conn, row=row, device=device)
         subject.challenge_id, subject.org_id, subject.app_id = row.id, row.org_id, row.app_id
         check_attempts(attempts=row.attempts, max_failures=rt.settings.max_failures)
         check_scan(code=code, expected=row.view(), device=_device_view(device),
@@ -136,6 +137,7 @@ def decide(
 
     def work(conn: Connection) -> tuple[ChallengeRow, str]:
         row = repository.load(conn, challenge_id)
+        _ensure_same_org(conn, row=row, device=device)
         subject.org_id, subject.app_id = row.org_id, row.app_id
         check_attempts(attempts=row.attempts, max_failures=rt.settings.max_failures)
         check_decision(expected=row.view(), device=_device_view(device), decision=decision,
@@ -287,6 +289,15 @@ def _owned(conn: Connection, *, app: directory.AppRecord, challenge_id: str) -> 
         # Same answer as an unknown id: another organisation's ids are not confirmed to exist.
         raise NotFound("no such challenge", code="challenge_not_found")
     return row
+
+
+def _ensure_same_org(conn: Connection, *, row: ChallengeRow,
+                     device: directory.DeviceRecord) -> None:
+    """A phone of another organisation meets the challenge as an unknown id: it learns
+    nothing of it, and its attempts count against nothing of the other organisation's."""
+    if (device.user_id != row.user_id
+            and directory.get_user(conn, device.user_id).org_id != row.org_id):
+        raise NotFound("no such challenge", code="challenge_not_found")
 
 
 def _ensure_open(row: ChallengeRow, now: float, *, allow_scanned: bool = False) -> None:

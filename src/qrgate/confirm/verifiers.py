@@ -101,7 +101,8 @@ def verify_totp(
     totp, _ = _totp(conn, box=box, user_id=user_id)
     current = int(now) // TOTP_PERIOD
     matched: int | None = None
-    for step in range(current - TOTP_WINDOW, current + TOTP_WINDOW + 1):
+    # No step before the epoch: there is no such password (pyotp refuses a negative counter).
+    for step in range(max(current - TOTP_WINDOW, 0), current + TOTP_WINDOW + 1):
         # Check every step, not just until the first hit, to keep the timing flat.
         if hmac.compare_digest(totp.generate_otp(step), otp) and matched is None:
             matched = step

@@ -113,6 +113,9 @@ def canonical_detail(detail: Mapping[str, object] | None) -> dict[str, Any]:
     """
     if not detail:
         return {}
+    # mutation: sort_keys and allow_nan=None are equivalent: the entry hash is canonical
+    # CBOR (key order does not matter), the size does not depend on order, and None
+    # refuses NaN like False.
     text = json.dumps(dict(detail), sort_keys=True, allow_nan=False, separators=(",", ":"))
     if len(text.encode()) > MAX_DETAIL_BYTES:
         raise ValueError(f"audit detail is larger than {MAX_DETAIL_BYTES} bytes")

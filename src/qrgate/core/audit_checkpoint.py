@@ -247,9 +247,12 @@ def _parse(text: str) -> tuple[SignedCheckpoint, Sign1Message]:
 def _unb64url(body: str) -> bytes:
     # Checked up front: the stdlib decoder skips characters outside the alphabet and
     # accepts non-zero trailing bits, either of which would give one checkpoint many texts.
+    # mutation: weakening this early check is equivalent: what it refuses fails the
+    # decoder or the canonical re-encoding below with the same Malformed.
     if not _B64URL.fullmatch(body) or len(body) % 4 == 1:
         raise Malformed("checkpoint is not base64url")
     try:
+        # mutation: more padding is equivalent: the decoder ignores excess padding.
         raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
     except (binascii.Error, ValueError) as exc:
         raise Malformed("checkpoint is not base64url") from exc
@@ -291,6 +294,8 @@ def read_export(
         try:
             signed = verify_checkpoint(text, keys=keys)
         except QrgateError as error:
+            # mutation: dropping code= is equivalent today: every error reaching here carries
+            # its class's own code.
             raise type(error)(f"line {line_number}: {error.detail}", code=error.code) from error
         number = signed.checkpoint.number
         known = exported.setdefault(number, signed.digest)

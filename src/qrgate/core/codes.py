@@ -143,6 +143,8 @@ def encode_code(
         raise InvalidField(f"claims cannot be encoded: {exc}") from exc
     encoded: bytes = base45.b45encode(keyring.sign(payload))
     code = PREFIX + encoded.decode("ascii")
+    # mutation: ">=" is equivalent: "QG1:" plus Base45 is never exactly 2048 characters
+    # (Base45 lengths are 0 or 2 mod 3, and 2044 is 1 mod 3).
     if len(code) > MAX_CODE_CHARS:
         # Never issue what decode_code would refuse.
         raise PayloadTooLarge(f"code would be {len(code)} characters, over {MAX_CODE_CHARS}")

@@ -248,6 +248,23 @@ def check_scan(
         raise Superseded("a newer code replaced this one")
 
 
+def is_repeated_scan(*, code: ConfirmCode, expected: ChallengeView, device_id: str,
+                     expected_issuer: str, now: float) -> bool:
+    """True when ``code`` is exactly the code this device's accepted scan carried: the same
+    issuer, challenge, fields and verification code, by the device that scanned, while the
+    challenge waits for its decision. Its reply was lost; this is not a relayed code."""
+    if (expected.state != ConfirmState.SCANNED or now >= expected.expires_at
+            or expected.device_id != device_id or code.issuer != expected_issuer
+            or not hmac.compare_digest(code.challenge_id, expected.challenge_id)
+            or not hmac.compare_digest(code.verification_code, expected.verification_code)):
+        return False
+    try:
+        _check_fields(code, expected)
+    except Rejected:
+        return False
+    return True
+
+
 def check_decision(
     *,
     expected: ChallengeView,

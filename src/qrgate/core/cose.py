@@ -169,6 +169,7 @@ def to_be_signed(*, protected_raw: bytes, payload: bytes, external_aad: bytes = 
     # §4.4: "If there are no protected attributes, a zero-length byte string is used". An
     # empty map serialised as h'A0' therefore signs as h''; the WG vector sign-pass-01
     # checks exactly this normalisation.
+    # mutation: dropping b"" from the tuple is equivalent: b"" maps to b"" either way.
     body_protected = b"" if protected_raw in (b"", b"\xa0") else protected_raw
     return cbor2.dumps(["Signature1", body_protected, external_aad, payload])
 
@@ -189,6 +190,8 @@ def sign1(
 ) -> bytes:
     """Sign ``payload``; alg and kid both go in the protected header so both are signed."""
     require_p256(private_key)
+    # mutation: canonical=False is equivalent for this map: int keys written in order, no
+    # floats (parse_own_sign1 checks the canonical form of what it reads).
     protected_raw = cbor2.dumps({HEADER_ALG: ALG_ES256, HEADER_KID: kid}, canonical=True)
     tbs = to_be_signed(protected_raw=protected_raw, payload=payload, external_aad=external_aad)
     r, s = decode_dss_signature(private_key.sign(tbs, _DETERMINISTIC_ES256))

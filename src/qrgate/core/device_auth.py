@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from qrgate.core.cose import P256_ORDER
-from qrgate.errors import BadSignature, Expired, Malformed
+from qrgate.errors import BadSignature, Malformed, Unauthenticated
 
 DEVICE_HEADER = "qrgate-device"
 TIMESTAMP_HEADER = "qrgate-timestamp"
@@ -66,6 +66,8 @@ def sign_request(
     r, s = decode_dss_signature(private_key.sign(message, ec.ECDSA(hashes.SHA256())))
     s = min(s, P256_ORDER - s)
     raw = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    # mutation: stripping "X" too is equivalent: the last character of 64 bytes in
+    # base64 carries 2 data bits and 4 zero bits (A, Q, g or w), never X.
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
@@ -89,15 +91,20 @@ def verify_request(
     max_skew: int,
 ) -> None:
     if abs(now - timestamp) > max_skew:
-        raise Expired("device request timestamp is outside the allowed clock skew",
-                      code="stale_request")
+        # A failed proof of the device, like a bad signature: 401, not an expired resource.
+        raise Unauthenticated("device request timestamp is outside the allowed clock skew",
+                              code="stale_request")
     try:
+        # mutation: more padding is equivalent: the decoder ignores excess padding.
         raw = base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4))
     except ValueError:
         raise BadSignature("device signature is not base64url") from None
     if len(raw) != 64:
         raise BadSignature("device signature must be 64 bytes (r||s)")
     r, s = int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big")
+    # mutation: ">=" or "/ 2" only move the bound to s = n // 2, or to float(n / 2) (at
+    # most 2**202 below it): odds of 2**-53 that a real signature lands there, and one
+    # exactly at the bound is refused as bad_signature either way.
     if s > P256_ORDER // 2:
         raise BadSignature("device signature must have a low s (s <= n/2)")
     der = encode_dss_signature(r, s)

@@ -27,6 +27,7 @@ class SecretDigests:
     __slots__ = ("_key",)
 
     def __init__(self, kek: bytes) -> None:
+        # mutation: dropping salt=None is equivalent: None is HKDF's default (a zero salt).
         self._key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
                          info=b"qrgate secret digests v1").derive(kek)
 

@@ -37,6 +37,8 @@ MAX_LINE: Final = 200
 
 def _check(value: str, pattern: str, *, what: str, code: ErrorCode = "invalid_field") -> str:
     if not re.fullmatch(pattern, value):
+        # mutation: dropping code= is equivalent today: no caller passes a code other than
+        # the default, which is InvalidField's own.
         raise InvalidField(f"{what} has characters or a length that are not allowed", code=code)
     return value
 

@@ -119,6 +119,7 @@ class _PinHash:
         self.name = name
         self.digest_size = hashlib.new(name).digest_size
 
+    # mutation: the default is never used: oath always passes the PIN's bytes.
     def __call__(self, data: bytes = b"") -> object:
         return hashlib.new(self.name, data)
 
@@ -232,6 +233,7 @@ def verify_response(
         hmac.compare_digest(prepared.compute(c, t).encode("ascii"), given)
         for c, t in candidates
     ]
+    # mutation: strict= only asserts equal lengths, which `hits` has by construction.
     matched = [cand for cand, hit in zip(candidates, hits, strict=True) if hit]
     fresh = [
         (c, t) for c, t in matched
@@ -266,7 +268,7 @@ def resync(
                            code="bad_ocra_input")
     first, second = (
         _prepare(suite, key=key, question=q, pin=pin, pin_digest=pin_digest,
-                 session=session, mutual=False)
+                 session=session, mutual=False)  # mutation: None is falsy like False
         for q in questions
     )
     # The window must leave room for c + 1.
@@ -281,6 +283,7 @@ def resync(
         & hmac.compare_digest(second.compute(c + 1, None).encode("ascii"), want_second)
         for c in counters
     ]
+    # mutation: strict= only asserts equal lengths, which `hits` has by construction.
     found = [c for c, hit in zip(counters, hits, strict=True) if hit]
     if not found:
         raise BadCredentials("Resynchronisation failed", code="resync_failed")
@@ -307,6 +310,8 @@ class _Prepared:
         try:
             return self.engine(self.key, **inputs)
         except (ValueError, TypeError, OverflowError, struct.error) as exc:
+            # mutation: a guard no input reaches: _prepare and _check_u64 refuse first whatever
+            # oath would, so no test sees this refusal or its code.
             raise InvalidField("OCRA inputs do not fit the suite",
                                code="bad_ocra_input") from exc
 
@@ -384,10 +389,14 @@ def _prepare(
         raise InvalidField("OCRA key must be non-empty bytes", code="bad_ocra_input")
     inputs: dict[str, object] = {}
 
+    # mutation: a looser limit is not observable: oath enforces the same lengths (Q: the
+    # suite's, Qsc: twice) and its refusal comes out of compute as bad_ocra_input too.
     limit = suite.question_length * (2 if mutual else 1)
     if (not isinstance(question, str) or len(question) > limit
             or _QUESTION[suite.question_kind].fullmatch(question) is None):
         raise InvalidField("question does not fit the suite", code="bad_ocra_input")
+    # mutation: passing a plain question as Qsc is equivalent: oath computes both alike
+    # and only doubles its own length limit, which `limit` above already enforces.
     inputs["Qsc" if mutual else "Q"] = question
 
     if suite.pin_hash is None:
@@ -421,6 +430,8 @@ def _check_u64(value: object, what: str) -> None:
 def _counter_window(suite: Suite, counter: int | None, width: int) -> list[int | None]:
     if not suite.uses_counter:
         if counter is not None:
+            # mutation: unreachable guard: verify_response and resync pass a counter only for a
+            # counter suite.
             raise InvalidField("suite has no counter", code="bad_ocra_input")
         return [None]
     _check_u64(counter, "counter")
@@ -431,6 +442,8 @@ def _counter_window(suite: Suite, counter: int | None, width: int) -> list[int |
 def _time_window(suite: Suite, now: float, last_time_step: int | None) -> list[int | None]:
     if suite.time_step is None:
         if last_time_step is not None:
+            # mutation: unreachable guard: verify_response drops last_time_step for suites
+            # without T.
             raise InvalidField("suite has no time step", code="bad_ocra_input")
         return [None]
     if (isinstance(now, bool) or not isinstance(now, int | float)
@@ -439,6 +452,8 @@ def _time_window(suite: Suite, now: float, last_time_step: int | None) -> list[i
     if last_time_step is not None and (
             isinstance(last_time_step, bool) or not isinstance(last_time_step, int)):
         raise InvalidField("last time step must be an integer", code="bad_ocra_input")
+    # mutation: `/` for `//` is equivalent: now >= 0 here, and int() truncates to the
+    # floor for non-negative values.
     current = int(now // suite.time_step)
     return [
         step for step in range(current - TIME_WINDOW, current + TIME_WINDOW + 1)

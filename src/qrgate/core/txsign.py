@@ -164,6 +164,8 @@ def _transaction_digest(
 
 
 def _sha256(items: list[object]) -> bytes:
+    # mutation: canonical=False is equivalent for these items (text, bytes, ints, None):
+    # CBOR encodes them one way; canonical only orders maps and shortens floats.
     return hashlib.sha256(cbor2.dumps(items, canonical=True)).digest()
 
 
@@ -288,8 +290,9 @@ def issue_chain_code(
             continue  # even the code format's own limit: try without the texts
         if fits(code):
             return code
-    raise PayloadTooLarge("the chain does not fit a QR code even without its texts",
-                          code="chain_too_long")
+    # The same refusal (and status) as the platform's link count: the chain is too long.
+    raise Rejected("the chain does not fit a QR code even without its texts",
+                   code="chain_too_long")
 
 
 def read_chain_code(text: str, *, keys: VerifyingKeys, now: float) -> Chain:

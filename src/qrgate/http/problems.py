@@ -37,7 +37,6 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 RETRY_AFTER = 2
 _STATUS_CODES: dict[int, ErrorCode] = {
     404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
-    415: "unsupported_media_type",
 }
 
 
@@ -61,6 +60,9 @@ def error_response(error: QrgateError) -> JSONResponse:
 def install(app: FastAPI) -> None:
     @app.exception_handler(QrgateError)
     async def qrgate_error(request: Request, error: QrgateError) -> JSONResponse:
+        if error.status >= 500:
+            # The server's own fault (a KEK that opens nothing, say): operators must see it.
+            log.error("%s on %s %s", error.code, request.method, request.url.path)
         return error_response(error)
 
     @app.exception_handler(RequestValidationError)

@@ -124,7 +124,7 @@ def _count_token_failure(rt: Runtime, conn: Connection, token_id: str,
 
 @router.post("/tokens/{token_id}/resync", response_model=wire.TokenOut,
              summary="Bring a drifted counter token back: two consecutive responses",
-             **documented(auth=API_KEY, errors=(404, 409, 423)))
+             **documented(auth=API_KEY, errors=(403, 404, 409, 423)))
 async def resync_token(request: Request, token_id: IdPath, body: wire.ResyncIn) -> wire.TokenOut:
     rt = runtime_of(request)
 

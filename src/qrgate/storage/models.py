@@ -168,7 +168,7 @@ class Challenge(Base):
     code_nonce: Mapped[bytes] = mapped_column(LargeBinary(16))
     code_seq: Mapped[int] = mapped_column(Integer, default=0)
     code_expires_at: Mapped[float] = mapped_column(Float)
-    # SHA-256 of the secret only the starting browser holds.
+    # Keyed digest (qrgate.core.digests) of the secret only the starting browser holds.
     browser_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
     requester_ip: Mapped[str] = mapped_column(String(64), default="")
     requester_ua: Mapped[str] = mapped_column(String(300), default="")

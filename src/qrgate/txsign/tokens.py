@@ -34,6 +34,7 @@ from qrgate.core.keyring import KeyRing
 from qrgate.errors import (
     Conflict,
     Expired,
+    Forbidden,
     InvalidField,
     Locked,
     MalformedCode,
@@ -275,8 +276,10 @@ def activation_repeat(conn: Connection, *, box: SecretBox, digests: SecretDigest
 
 def resync_repeat(conn: Connection, *, box: SecretBox, token: TokenRecord,
                   questions: tuple[str, str], responses: tuple[str, str]) -> bool:
-    """True if these are the two responses that the last resync accepted (a retry)."""
-    if token.status != "active":
+    """True if these are the two responses that the last resync accepted (a retry). Only
+    counter suites resynchronise (``ocra.resync``), so only they can repeat one."""
+    suite = ocra.parse_suite(token.suite)
+    if token.status != "active" or not suite.uses_counter or suite.time_step is not None:
         return False
     first = _last_response(box, token, questions[0], back=2)
     second = _last_response(box, token, questions[1], back=1)
@@ -360,8 +363,10 @@ def resync(
 ) -> TokenRecord:
     """A counter token that drifted past the look-ahead window proves two consecutive
     responses within ``ocra.RESYNC_WINDOW``; the counter moves past them (never back)."""
+    if token.status == "locked":
+        raise Locked("the token is locked after repeated failures", code="token_locked")
     if token.status != "active":
-        raise Locked("only an active token resynchronises", code="token_inactive")
+        raise Forbidden("only an active token resynchronises", code="token_inactive")
     counter_next = ocra.resync(suite=ocra.parse_suite(token.suite),
                                key=_secret(box, token), questions=questions,
                                responses=responses, counter=token.counter)
