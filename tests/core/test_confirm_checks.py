@@ -25,6 +25,7 @@ from qrgate.core.confirm import (
     check_attempts,
     check_decision,
     check_scan,
+    is_repeated_scan,
     issue_code,
     new_number,
     new_verification_code,
@@ -310,6 +311,59 @@ def test_a_totp_challenge_takes_no_scan() -> None:
         check_scan(code=code, expected=replace(CHALLENGE, verifier=VerifierKind.TOTP),
                    device=DEVICE, expected_issuer=ISSUER, now=NOW)
     assert refusal(error) == "wrong_verifier"
+
+
+# --- a lost reply: the same device sends the very code it scanned again ---------------------
+
+
+def repeated(challenge: ChallengeView | None = None, *, code_challenge: ChallengeView = CHALLENGE,
+             device_id: str = DEVICE.device_id, issuer: str = ISSUER,
+             now: float = NOW) -> bool:
+    code = read_code(code_for(code_challenge), keys=RING, now=NOW)
+    return is_repeated_scan(code=code, expected=challenge or scanned(), device_id=device_id,
+                            expected_issuer=issuer, now=now)
+
+
+def test_the_scanning_device_repeating_its_accepted_code_is_a_repeat() -> None:
+    assert repeated()
+    assert repeated(now=CHALLENGE.expires_at - 0.5)
+
+
+@pytest.mark.parametrize("state", [ConfirmState.PENDING, ConfirmState.APPROVED,
+                                   ConfirmState.DENIED, ConfirmState.EXPIRED])
+def test_only_a_challenge_waiting_for_its_decision_has_repeats(state: ConfirmState) -> None:
+    assert not repeated(scanned(state=state))
+
+
+@pytest.mark.parametrize("late", [0, 0.5])
+def test_no_repeat_at_or_after_the_expiry(late: float) -> None:
+    assert not repeated(now=CHALLENGE.expires_at + late)
+
+
+def test_another_device_sending_the_code_is_no_repeat() -> None:
+    assert not repeated(device_id="e" * 32)
+
+
+def test_a_code_from_another_qr_server_is_no_repeat() -> None:
+    assert not repeated(issuer="another-server")
+
+
+def test_a_code_of_another_challenge_is_no_repeat() -> None:
+    other = replace(CHALLENGE, challenge_id=bytes(16))
+    assert not repeated(code_challenge=other)
+    assert repeated(scanned(challenge_id=other.challenge_id), code_challenge=other)
+
+
+def test_a_rotated_out_code_is_no_repeat() -> None:
+    assert not repeated(scanned(verification_code=b"\x22" * 8))
+
+
+@pytest.mark.parametrize("changes", [
+    {"org_id": 8}, {"business_id": "app"}, {"login": "bob"}, {"operation": "login"},
+    {"amount": "26.00 EUR"}, {"url": "https://bank.example/t/2"}, {"number": 55},
+])
+def test_a_code_whose_fields_differ_is_no_repeat(changes: dict[str, object]) -> None:
+    assert not repeated(scanned(**changes))
 
 
 # --- 608, second half: the decision ---------------------------------------------------------
