@@ -100,6 +100,7 @@ def scan(rt: Runtime, *, code_text: str, device: directory.DeviceRecord) -> Scan
         scanned = repository.mark_scanned(conn, challenge_id=row.id, code_nonce=row.code_nonce,
                                           device_id=device.id, now=now)
         if scanned is None:
+            # mutation: after a lost race only (see _refusal).
             _refusal(conn, row=row, device_id=device.id)
             # Lost a race with another scan of the same code on another connection or node.
             raise Replayed("code was already scanned", code="scanned_twice")
@@ -145,6 +146,7 @@ def decide(
         decided = repository.decide(conn, challenge_id=row.id, device_id=device.id, state=state,
                                     reason=reason, now=now)
         if decided is None:
+            # mutation: after a lost race only (see _refusal).
             _refusal(conn, row=row, device_id=device.id)
             raise AlreadyDecided("challenge already decided")
         if state == ConfirmState.APPROVED:
@@ -187,6 +189,7 @@ def check_otp(
             conn, challenge_id=row.id, state=ConfirmState.APPROVED, reason="approved", now=now
         )
         if decided is None:
+            # mutation: after a lost race only (see _refusal).
             _refusal(conn, row=row, device_id=None)
             raise AlreadyDecided("challenge already decided")
         directory.reset_user_failures(conn, user_id=row.user_id)
@@ -208,7 +211,12 @@ def check_otp(
 def _refusal(conn: Connection, *, row: ChallengeRow, device_id: str | None) -> None:
     """Why a conditional transition matched no row, when the reason is not the state: the
     user was frozen, or the device frozen or unbound, since the row was read."""
+    # mutation: no mutation run reaches this function: a transition matches no row only
+    # when another transaction changed the challenge, user or device between this one's
+    # read and its write, which PostgreSQL allows and SQLite (BEGIN IMMEDIATE; mutation
+    # runs are on SQLite) does not. The race tests exercise it on PostgreSQL.
     directory.ensure_not_frozen(directory.get_user(conn, row.user_id))
+    # mutation: as above, reached on PostgreSQL only.
     if device_id is not None and not directory.get_device(conn, device_id).active:
         raise NotBound("device is unbound or frozen")
 
@@ -304,6 +312,9 @@ def _ensure_open(row: ChallengeRow, now: float, *, allow_scanned: bool = False) 
     state = row.effective_state(now)
     if state == ConfirmState.EXPIRED:
         raise Expired("challenge expired")
+    # mutation: letting a decided challenge through here is equivalent: the transition that
+    # follows (finish_pending, kill) matches open states only and refuses it the same way;
+    # and no TOTP challenge is ever scanned, so allow_scanned's default is never tested.
     if state == ConfirmState.PENDING or (allow_scanned and state == ConfirmState.SCANNED):
         return
     raise AlreadyDecided("challenge already decided")

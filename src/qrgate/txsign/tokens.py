@@ -89,6 +89,9 @@ _ACTIVE_FOR_USER = select(tokens).where(tokens.c.user_id == bindparam("b_user"),
                                         tokens.c.status == "active")
 
 
+# mutation: mutants here cannot be switched on: the four statements are built at import,
+# before mutmut picks a mutant. What they enforce is pinned through the API: a response
+# used once is refused again (test_rejections.py), on two nodes at once signs once.
 def _consume(counter: bool, time_step: bool) -> Any:
     """Compare-and-set of the used counter and/or time step (built once per shape)."""
     conditions = [tokens.c.id == bindparam("b_id"), tokens.c.status == "active"]
@@ -370,6 +373,9 @@ def resync(
     counter_next = ocra.resync(suite=ocra.parse_suite(token.suite),
                                key=_secret(box, token), questions=questions,
                                responses=responses, counter=token.counter)
+    # mutation: the condition on the counter matters only when another transaction moved it
+    # since this one read it (PostgreSQL); under SQLite's single writer ocra.resync above
+    # already searched from the current counter, so it cannot fail here.
     moved = conn.execute(update(tokens).where(tokens.c.id == token.id,
                                               tokens.c.counter < counter_next)
                          .values(counter=counter_next, failures=0))

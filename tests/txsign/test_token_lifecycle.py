@@ -1,0 +1,189 @@
+"""An OCRA token's life outside a signature, through the API: an activation or a resync
+resent after a lost reply is the same answer (never a failure), the same proof later is a
+replay; a freeze ends the user's waiting transactions and nobody else's; a transaction
+closes at its expiry instant. Found unpinned by mutation testing (scripts/mutation.sh).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from qrgate.accounts import directory
+from qrgate.clients.token import SoftToken
+from qrgate.freeze import FROZEN_REASON, set_user_frozen
+from qrgate.txsign import platform as transactions
+from qrgate.txsign import tokens
+from qrgate.txsign.tokens import activation_question, read_enrolment_code
+from support.stack import Stack
+from support.txsign import Platform, enrolled_token, server_keys
+
+QUESTIONS = ("1" * 64, "2" * 64)
+APP, COPY = "app-install-0001", "app-install-0002"  # client ids: 16 to 64 of [A-Za-z0-9_-]
+
+
+def stored_token(stack: Stack, token_id: str) -> tokens.TokenRecord:
+    with stack.rt.read() as conn:
+        return tokens.get_token(conn, token_id)
+
+
+def stored_transaction(stack: Stack, transaction_id: str) -> Any:
+    with stack.rt.read() as conn:
+        return transactions.load(conn, transaction_id)
+
+
+def problem(answer: httpx.Response) -> tuple[int, str]:
+    return answer.status_code, answer.json()["code"]
+
+
+# --- activation -------------------------------------------------------------------------
+
+
+def activate(stack: Stack, token_id: str, response: str, client_id: str) -> httpx.Response:
+    return httpx.post(f"{stack.base_url}/v1/txsign/tokens/{token_id}/activate",
+                      json={"response": response, "client_id": client_id})
+
+
+def activated_by_hand(stack: Stack) -> tuple[SoftToken, str]:
+    """Alice's token activated as her app does it, with client id APP; the app's
+    token (its counter past the activation) and the activation answer."""
+    platform = Platform(stack)
+    enrolment = platform.call("POST", "/v1/txsign/tokens", json={"login": "alice"})
+    read = read_enrolment_code(enrolment["code"], keys=server_keys(stack), now=stack.clock())
+    token = SoftToken(token_id=read.token_id, secret=read.secret, suite=read.suite,
+                      counter=read.counter, server_url=stack.base_url, login=read.login,
+                      server_keys=server_keys(stack), clock=stack.clock)
+    answer = token._respond(activation_question(read.token_id))
+    activated = activate(stack, read.token_id, answer, APP)
+    assert activated.status_code == 200 and activated.json()["status"] == "active"
+    return token, answer
+
+
+def test_an_activation_resent_by_its_app_is_the_same_activation(stack: Stack) -> None:
+    token, answer = activated_by_hand(stack)
+    first = stored_token(stack, token.token_id)
+    again = activate(stack, token.token_id, answer, APP)
+    assert again.status_code == 200 and again.json()["status"] == "active"
+    assert stored_token(stack, token.token_id) == first
+    # A copy of the enrolment QR computes the same answer, but is another app.
+    assert problem(activate(stack, token.token_id, answer, COPY)) == (
+        409, "already_activated")
+    assert stored_token(stack, token.token_id).failures == 0
+
+
+def test_an_activation_resent_after_the_token_signed_is_refused(stack: Stack) -> None:
+    token, answer = activated_by_hand(stack)
+    platform = Platform(stack)
+    started = platform.start("alice")
+    assert platform.respond(started["transaction_id"],
+                            token.sign(started["challenge_code"]))["state"] == "signed"
+    assert problem(activate(stack, token.token_id, answer, APP)) == (
+        409, "already_activated")
+
+
+# --- resynchronisation ------------------------------------------------------------------
+
+
+def drifted(stack: Stack, platform: Platform) -> Any:
+    token = enrolled_token(stack, platform, "alice")
+    token.counter += 40  # responses computed on the phone and never sent
+    return token
+
+
+def resync(platform: Platform, token_id: str, responses: tuple[str, str]) -> httpx.Response:
+    return platform.http.post(f"/v1/txsign/tokens/{token_id}/resync",
+                              json={"questions": list(QUESTIONS), "responses": list(responses)})
+
+
+def test_a_drifted_token_resynchronises_past_its_two_responses(stack: Stack) -> None:
+    platform = Platform(stack)
+    token = drifted(stack, platform)
+    counter_before = stored_token(stack, token.token_id).counter
+    responses = (token._respond(QUESTIONS[0]), token._respond(QUESTIONS[1]))
+    answer = resync(platform, token.token_id, responses)
+    assert answer.status_code == 200 and answer.json()["status"] == "active"
+    assert stored_token(stack, token.token_id).counter == token.counter > counter_before + 40
+    started = platform.start("alice")
+    signed = platform.respond(started["transaction_id"], token.sign(started["challenge_code"]))
+    assert signed["state"] == "signed"
+
+
+def test_a_resync_resent_is_the_same_resync_and_no_failure(stack: Stack) -> None:
+    platform = Platform(stack)
+    token = drifted(stack, platform)
+    responses = (token._respond(QUESTIONS[0]), token._respond(QUESTIONS[1]))
+    first = resync(platform, token.token_id, responses)
+    again = resync(platform, token.token_id, responses)
+    assert again.status_code == 200 and again.json() == first.json()
+    assert stored_token(stack, token.token_id).failures == 0
+    assert stored_token(stack, token.token_id).counter == token.counter
+    # Swapped, they are not what the resync accepted.
+    assert problem(resync(platform, token.token_id, responses[::-1]))[1] == "resync_failed"
+
+
+def test_a_resync_resent_after_a_signature_no_longer_resynchronises(stack: Stack) -> None:
+    platform = Platform(stack)
+    token = drifted(stack, platform)
+    responses = (token._respond(QUESTIONS[0]), token._respond(QUESTIONS[1]))
+    assert resync(platform, token.token_id, responses).status_code == 200
+    started = platform.start("alice")
+    platform.respond(started["transaction_id"], token.sign(started["challenge_code"]))
+    counter = stored_token(stack, token.token_id).counter
+    assert problem(resync(platform, token.token_id, responses)) == (401, "resync_failed")
+    assert stored_token(stack, token.token_id).counter == counter
+
+
+# --- a freeze and the expiry --------------------------------------------------------------
+
+
+def user_id(stack: Stack, transaction_id: str) -> int:
+    return int(stored_transaction(stack, transaction_id).user_id)
+
+
+def test_a_freeze_ends_the_users_waiting_transactions_and_nobody_elses(stack: Stack) -> None:
+    platform = Platform(stack)
+    alice = enrolled_token(stack, platform, "alice")
+    enrolled_token(stack, platform, "bob")
+    signed = platform.start("alice")
+    platform.respond(signed["transaction_id"], alice.sign(signed["challenge_code"]))
+    waiting = platform.start("alice")
+    bobs = platform.start("bob")
+    with stack.rt.engine.begin() as conn:
+        set_user_frozen(stack.rt, conn, user_id=user_id(stack, waiting["transaction_id"]),
+                        frozen=True, now=stack.clock())
+    ended = stored_transaction(stack, waiting["transaction_id"])
+    assert (ended.state, ended.reason) == ("rejected", FROZEN_REASON)
+    assert stored_transaction(stack, signed["transaction_id"]).state == "signed"
+    assert stored_transaction(stack, bobs["transaction_id"]).state == "pending"
+
+
+def test_a_freeze_leaves_an_expired_transaction_expired(stack: Stack) -> None:
+    platform = Platform(stack)
+    enrolled_token(stack, platform, "alice")
+    started = platform.start("alice")
+    stack.clock.advance(3600)
+    with stack.rt.engine.begin() as conn:
+        set_user_frozen(stack.rt, conn, user_id=user_id(stack, started["transaction_id"]),
+                        frozen=True, now=stack.clock())
+    assert stored_transaction(stack, started["transaction_id"]).effective_state(
+        stack.clock()) == "expired"
+
+
+@pytest.mark.parametrize("late", [0, 1])
+def test_a_response_at_or_after_the_expiry_closes_the_transaction(
+        stack: Stack, late: float) -> None:
+    platform = Platform(stack)
+    alice = enrolled_token(stack, platform, "alice")
+    started = platform.start("alice")
+    response = alice.sign(started["challenge_code"])
+    row = stored_transaction(stack, started["transaction_id"])
+    stack.clock.advance(row.expires_at - stack.clock() + late)
+    answer = platform.http.post(f"/v1/txsign/transactions/{started['transaction_id']}/response",
+                                json={"response": response})
+    assert problem(answer)[1] == "expired"
+    closed = stored_transaction(stack, started["transaction_id"])
+    assert (closed.state, closed.reason) == ("expired", "expired")
+    with stack.rt.read() as conn:
+        assert not directory.get_user(conn, closed.user_id).frozen
