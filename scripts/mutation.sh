@@ -9,7 +9,8 @@
 # against its tests only, on SQLite (QRGATE_TEST_DATABASE_URL unset), one mutant at a time
 # under `nice`. It prints, per module, killed / total and every mutant not killed as
 # file:line and the mutation, labelled: "explained" (a `# mutation:` comment on its
-# statement or right above it says why it cannot or need not be killed), "equivalent"
+# statement or right above it, or "# mutation: every mutant ..." above its function, says why
+# it cannot or need not be killed), "equivalent"
 # (equal on Python >= 3.11 whatever the code: "ascii"/"ASCII", from_bytes' default "big"),
 # "message" / "error code" (only an error's text, or only the code of a refusal that still
 # happens, changed), else its mutmut status ("survived", "no tests", "timeout"). Labels
@@ -47,6 +48,7 @@ STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests"
           152: "timeout", 255: "timeout", None: "not checked"}
 KILLED = {"killed", "timeout", "type check"}
 MARKER = "# mutation:"
+WHOLE_FUNCTION = "every mutant"
 
 config = tomllib.loads((ROOT / "pyproject.toml").read_text())
 groups: dict[str, dict[str, Any]] = config["tool"]["qrgate"]["mutation"]["groups"]
@@ -136,14 +138,16 @@ def statement_spans(source: str) -> list[tuple[int, int]]:
     return spans
 
 
-def explanation(source_lines: list[str], spans: list[tuple[int, int]], line: int) -> str | None:
-    """The `# mutation:` comment on a line of the statement holding ``line``, or in the
-    comment lines right above that statement."""
-    around = [span for span in spans if span[0] <= line <= span[1]]
-    first, last = min(around, key=lambda span: span[1] - span[0], default=(line, line))
-    for text in source_lines[first - 1 : last]:
-        if MARKER in text:
-            return text.split(MARKER, 1)[1].strip()
+def function_spans(source: str) -> list[tuple[int, int]]:
+    """(first line, decorators included, last line) of every function."""
+    return [(min([node.lineno, *(d.lineno for d in node.decorator_list)]),
+             node.end_lineno or node.lineno)
+            for node in ast.walk(ast.parse(source))
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)]
+
+
+def comment_above(source_lines: list[str], first: int) -> str | None:
+    """The `# mutation:` text in the comment lines right above line ``first``."""
     above = first - 2
     block: list[str] = []
     while above >= 0 and source_lines[above].lstrip().startswith("#"):
@@ -152,6 +156,24 @@ def explanation(source_lines: list[str], spans: list[tuple[int, int]], line: int
     joined = " ".join(block)
     marker = MARKER.lstrip("# ")
     return joined.split(marker, 1)[1].strip() if marker in joined else None
+
+
+def explanation(source_lines: list[str], spans: list[tuple[int, int]],
+                functions: list[tuple[int, int]], line: int) -> str | None:
+    """The `# mutation:` comment on a line of the statement holding ``line``, in the
+    comment lines right above that statement, or right above a function holding it when it
+    begins "every mutant" (a comment above a def explains its own line only)."""
+    around = [span for span in spans if span[0] <= line <= span[1]]
+    first, last = min(around, key=lambda span: span[1] - span[0], default=(line, line))
+    for text in source_lines[first - 1 : last]:
+        if MARKER in text:
+            return text.split(MARKER, 1)[1].strip()
+    found = comment_above(source_lines, first)
+    for start, _ in sorted((f for f in functions if f[0] <= line <= f[1]), reverse=True):
+        whole = comment_above(source_lines, start)
+        if found is None and whole is not None and whole.startswith(WHOLE_FUNCTION):
+            found = whole
+    return found
 
 
 def from_def(lines: list[str]) -> list[str]:
@@ -238,7 +260,7 @@ def report(group: str, workdir: Path, modules: list[str]) -> list[str]:
         mutated = (workdir / "mutants" / path).read_text().splitlines()
         source = (ROOT / path).read_text()
         source_lines, defs = source.splitlines(), function_lines(source)
-        statements = statement_spans(source)
+        statements, functions = statement_spans(source), function_spans(source)
         status = {key: STATUS.get(code, "suspicious") for key, code in codes.items()}
         total = len(status)
         killed = sum(1 for s in status.values() if s in KILLED)
@@ -250,7 +272,7 @@ def report(group: str, workdir: Path, modules: list[str]) -> list[str]:
         )
         tags = []
         for (line, change), s, _ in survivors:
-            if line and explanation(source_lines, statements, line) is not None:
+            if line and explanation(source_lines, statements, functions, line) is not None:
                 tags.append("explained")
             else:
                 tags.append((category(change) if s == "survived" else "") or s)

@@ -148,3 +148,24 @@ def test_unlock_and_revoke_take_effect(stack: Stack, env: dict[str, str]) -> Non
         started["challenge_code"]))) == (401, "wrong_response")
     assert platform.respond(started["transaction_id"], replacement.sign(
         started["challenge_code"]))["state"] == "signed"
+
+
+def test_a_revocation_touches_that_token_only_and_once(stack: Stack, env: dict[str, str]) -> None:
+    runner = CliRunner()
+    platform = Platform(stack)
+    alice = enrolled_token(stack, platform, "alice")
+    bob = enrolled_token(stack, platform, "bob")
+    assert runner.invoke(cli, ["txsign", "token", "revoke", alice.token_id],
+                         env=env).exit_code == 0
+    twice = runner.invoke(cli, ["txsign", "token", "revoke", alice.token_id], env=env)
+    assert twice.exit_code == 1 and "token_not_found" in twice.output
+    started = platform.start("bob")
+    assert platform.respond(started["transaction_id"],
+                            bob.sign(started["challenge_code"]))["state"] == "signed"
+    # Listed oldest first: the revoked token, then its replacement.
+    stack.clock.advance(1)
+    replacement = enrolled_token(stack, platform, "alice")
+    listed = runner.invoke(cli, ["txsign", "token", "list", "--org", "bank", "--login",
+                                 "alice"], env=env).output.splitlines()
+    assert [line.split()[:2] for line in listed] == [[alice.token_id, "revoked"],
+                                                     [replacement.token_id, "active"]]

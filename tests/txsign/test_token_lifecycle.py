@@ -14,6 +14,7 @@ import pytest
 from qrgate.accounts import directory
 from qrgate.clients.token import SoftToken
 from qrgate.freeze import FROZEN_REASON, set_user_frozen
+from qrgate.storage.audit import search_audit
 from qrgate.txsign import platform as transactions
 from qrgate.txsign import tokens
 from qrgate.txsign.tokens import activation_question, read_enrolment_code
@@ -187,3 +188,92 @@ def test_a_response_at_or_after_the_expiry_closes_the_transaction(
     assert (closed.state, closed.reason) == ("expired", "expired")
     with stack.rt.read() as conn:
         assert not directory.get_user(conn, closed.user_id).frozen
+
+
+def wrong(response: str) -> str:
+    return f"{(int(response) + 1) % 10 ** len(response):0{len(response)}d}"
+
+
+def test_a_resync_resent_with_one_response_changed_is_no_retry(stack: Stack) -> None:
+    platform = Platform(stack)
+    token = drifted(stack, platform)
+    responses = (token._respond(QUESTIONS[0]), token._respond(QUESTIONS[1]))
+    assert resync(platform, token.token_id, responses).status_code == 200
+    for changed in ((responses[0], wrong(responses[1])), (wrong(responses[0]), responses[1])):
+        assert problem(resync(platform, token.token_id, changed)) == (401, "resync_failed")
+    assert stored_token(stack, token.token_id).failures == 2
+
+
+def test_a_resync_resent_to_a_locked_token_is_refused(stack: Stack) -> None:
+    platform = Platform(stack)
+    token = drifted(stack, platform)
+    responses = (token._respond(QUESTIONS[0]), token._respond(QUESTIONS[1]))
+    assert resync(platform, token.token_id, responses).status_code == 200
+    for _ in range(stack.rt.settings.max_failures):
+        started = platform.start("alice")
+        platform.http.post(f"/v1/txsign/transactions/{started['transaction_id']}/response",
+                           json={"response": wrong(token.sign(started["challenge_code"]))})
+    assert stored_token(stack, token.token_id).status == "locked"
+    assert problem(resync(platform, token.token_id, responses)) == (423, "token_locked")
+
+
+def test_a_time_based_token_recognises_its_activation_resent(stack: Stack) -> None:
+    platform = Platform(stack)
+    enrolment = platform.call("POST", "/v1/txsign/tokens",
+                              json={"login": "alice", "suite": "OCRA-1:HOTP-SHA256-8:QH64-T1M"})
+    read = read_enrolment_code(enrolment["code"], keys=server_keys(stack), now=stack.clock())
+    token = SoftToken(token_id=read.token_id, secret=read.secret, suite=read.suite,
+                      counter=read.counter, server_url=stack.base_url, login=read.login,
+                      server_keys=server_keys(stack), clock=stack.clock)
+    answer = token._respond(activation_question(read.token_id))
+    assert activate(stack, read.token_id, answer, APP).status_code == 200
+    stack.clock.advance(5)  # the same minute: the same time step
+    again = activate(stack, read.token_id, answer, APP)
+    assert again.status_code == 200 and again.json()["status"] == "active"
+    assert stored_token(stack, read.token_id).failures == 0
+
+
+def test_a_failure_counts_against_the_users_token_only(stack: Stack) -> None:
+    platform = Platform(stack)
+    alice = enrolled_token(stack, platform, "alice")
+    bob = enrolled_token(stack, platform, "bob")
+    started = platform.start("alice")
+    answer = platform.http.post(f"/v1/txsign/transactions/{started['transaction_id']}/response",
+                                json={"response": wrong(alice.sign(started["challenge_code"]))})
+    assert problem(answer) == (401, "wrong_response")
+    assert stored_token(stack, alice.token_id).failures == 1
+    assert stored_token(stack, bob.token_id).failures == 0
+
+
+def test_the_audit_says_which_failure_locked_the_token(stack: Stack) -> None:
+    platform = Platform(stack)
+    alice = enrolled_token(stack, platform, "alice")
+    limit = stack.rt.settings.max_failures
+    locked_flags = []
+    for _ in range(limit):
+        started = platform.start("alice")
+        platform.http.post(f"/v1/txsign/transactions/{started['transaction_id']}/response",
+                           json={"response": wrong(alice.sign(started["challenge_code"]))})
+        with stack.rt.read() as conn:
+            entry = search_audit(conn, challenge_id=started["transaction_id"], limit=1)[0]
+        row = stored_transaction(stack, started["transaction_id"])
+        assert (entry["event"], entry["scheme"], entry["reason"]) == (
+            "txsign.respond", "txsign", "wrong_response")
+        assert (entry["org_id"], entry["app_id"], entry["user_id"]) == (
+            row.org_id, row.app_id, row.user_id)
+        locked_flags.append(bool((entry["detail"] or {}).get("token_locked")))
+    assert locked_flags == [False] * (limit - 1) + [True]
+    assert stored_token(stack, alice.token_id).status == "locked"
+
+
+def test_a_freeze_at_the_expiry_instant_leaves_the_transaction_expired(stack: Stack) -> None:
+    platform = Platform(stack)
+    enrolled_token(stack, platform, "alice")
+    started = platform.start("alice")
+    row = stored_transaction(stack, started["transaction_id"])
+    stack.clock.advance(row.expires_at - stack.clock())
+    with stack.rt.engine.begin() as conn:
+        set_user_frozen(stack.rt, conn, user_id=row.user_id, frozen=True, now=stack.clock())
+    after = stored_transaction(stack, started["transaction_id"])
+    assert after.reason != FROZEN_REASON
+    assert after.effective_state(stack.clock()) == "expired"

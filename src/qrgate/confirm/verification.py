@@ -308,13 +308,14 @@ def _ensure_same_org(conn: Connection, *, row: ChallengeRow,
         raise NotFound("no such challenge", code="challenge_not_found")
 
 
+# mutation: a True default is equivalent: the one caller that relies on it, check_otp, sees
+# TOTP challenges, which are never scanned.
 def _ensure_open(row: ChallengeRow, now: float, *, allow_scanned: bool = False) -> None:
     state = row.effective_state(now)
     if state == ConfirmState.EXPIRED:
         raise Expired("challenge expired")
     # mutation: letting a decided challenge through here is equivalent: the transition that
-    # follows (finish_pending, kill) matches open states only and refuses it the same way;
-    # and no TOTP challenge is ever scanned, so allow_scanned's default is never tested.
+    # follows (finish_pending, kill) matches open states only and refuses it the same way.
     if state == ConfirmState.PENDING or (allow_scanned and state == ConfirmState.SCANNED):
         return
     raise AlreadyDecided("challenge already decided")

@@ -240,6 +240,7 @@ def _parent(
 
 
 def stored_link(row: TxRow, *, text_url: str) -> Link:
+    # mutation: "and" is equivalent: _SIGN writes response and verified_at together.
     if row.response is None or row.verified_at is None:
         raise Rejected("transaction is not signed", code="not_signed")
     return signed_link(transaction=row.transaction, response=row.response,
@@ -354,8 +355,12 @@ def end_pending_for_user(conn: Connection, *, user_id: int, reason: str, now: fl
 def _close_if_spent(conn: Connection, *, transaction_id: str, now: float,
                     max_failures: int) -> None:
     pending = (transactions.c.id == transaction_id, transactions.c.state == "pending")
+    # mutation: dropping ``*pending`` is equivalent under SQLite's single writer (the refusal
+    # that brought us here came from this pending row); on PostgreSQL it keeps a
+    # transaction that another node signed meanwhile signed.
     conn.execute(update(transactions).where(*pending, transactions.c.expires_at <= now)
                  .values(state="expired", reason="expired"))
+    # mutation: as above for ``*pending``.
     conn.execute(update(transactions).where(*pending, transactions.c.attempts >= max_failures)
                  .values(state="rejected", reason="locked"))
 

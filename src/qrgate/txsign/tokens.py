@@ -89,9 +89,10 @@ _ACTIVE_FOR_USER = select(tokens).where(tokens.c.user_id == bindparam("b_user"),
                                         tokens.c.status == "active")
 
 
-# mutation: mutants here cannot be switched on: the four statements are built at import,
-# before mutmut picks a mutant. What they enforce is pinned through the API: a response
-# used once is refused again (test_rejections.py), on two nodes at once signs once.
+# mutation: every mutant of this function is out of mutmut's reach: the four statements
+# are built at import, before mutmut switches a mutant on. What they enforce is pinned
+# through the API: a response used once is refused again (test_rejections.py), and the
+# same response on two nodes at once signs once.
 def _consume(counter: bool, time_step: bool) -> Any:
     """Compare-and-set of the used counter and/or time step (built once per shape)."""
     conditions = [tokens.c.id == bindparam("b_id"), tokens.c.status == "active"]
@@ -313,13 +314,19 @@ def verify(
 ) -> ocra.Match:
     """S4: the expected response is computed and compared; the used counter or time step
     is consumed atomically (two nodes verifying the same response: one wins)."""
+    # mutation: defence in depth no request reaches: respond verifies the user's active
+    # token only (active_token refuses a locked one first, with this same code).
     if token.status == "locked":
         raise Locked("the token is locked after repeated failures", code="token_locked")
+    # mutation: not passing last_time_step, or picking another statement below, changes
+    # nothing under SQLite's single writer: verify_response and the compare-and-set each
+    # refuse a used counter or time step; both are needed only when two nodes race.
     match = ocra.verify_response(
         suite=ocra.parse_suite(token.suite), key=_secret(box, token),
         question=question, response=response, counter=token.counter,
         last_time_step=token.last_time_step, now=now,
     )
+    # mutation: as above.
     consumed = conn.execute(_CONSUME[(match.counter_next is not None,
                                       match.time_step is not None)],
                             {"b_id": token.id, "b_counter": match.counter_next,
