@@ -48,7 +48,7 @@ from sqlalchemy.engine import make_url
 from qrgate.accounts import directory
 from qrgate.accounts.provision import provision
 from qrgate.config import Settings
-from qrgate.confirm import operations, repository, verification
+from qrgate.confirm import operations, verification
 from qrgate.core.confirm import Decision
 from qrgate.core.policy import AppPolicy, NumberMatching
 from qrgate.errors import Forbidden, QrgateError
@@ -61,7 +61,6 @@ from support.confirm_model import (
     ADVANCE,
     CODE_TTL,
     CONFIRM_TTL,
-    DECISIONS,
     ENTRY,
     HEAD_SEQ,
     MAX_CHALLENGES,
@@ -69,13 +68,15 @@ from support.confirm_model import (
     MAX_OPEN_CHALLENGES,
     NEW_CHALLENGE,
     NUMBER_CHOICE,
-    TERMINAL,
     WRONG_OFFSET,
     ConfirmModel,
     Expect,
     ModelChallenge,
     ModelCode,
     RecordingBus,
+    check_browsers_told,
+    check_decided_at_most_once,
+    check_stored_challenges,
 )
 
 START = 1_800_000_000.0
@@ -381,45 +382,16 @@ class ConfirmMachine(RuleBasedStateMachine):
 
     @invariant()
     def stored_challenges_match_the_model(self) -> None:
-        with self.rt.read() as conn:
-            rows = [repository.load(conn, ch.id) for ch in self.model]
-        # Checked first and on its own, from what readers see: the plainest message for
-        # the most important property.
-        for row in rows:
-            seen = row.effective_state(self.m.now).value
-            before = self.terminal.get(row.id)
-            assert before in (None, seen), (
-                f"challenge {row.id[:8]} was {before}, a terminal state, and is now {seen}"
-            )
-            if seen in TERMINAL:
-                self.terminal[row.id] = seen
-        for ch, row in zip(self.model, rows, strict=True):
-            self.m.adopt_lazy_expiry(ch, row.state.value, row.reason)
-            stored = (row.state.value, row.reason, row.device_id, row.attempts, row.code_seq,
-                      row.number, row.expires_at)
-            wanted = (ch.state, ch.reason, ch.device, ch.attempts, ch.seq, ch.number,
-                      ch.expires_at)
-            assert stored == wanted, f"{ch!r}: stored {stored}, model {wanted}"
-            if ch.state == "approved" and ch.number is not None:
-                assert ch.approved_with == ch.number
+        check_stored_challenges(self.m, self.rt, terminal=self.terminal,
+                                device_name=lambda device_id: device_id)
 
     @invariant()
     def the_browser_was_told_the_stored_state(self) -> None:
-        for ch in self.model:
-            # No hint yet means the state the start response reported: pending.
-            told = self.bus.hints.get(ch.id, ["pending"])[-1]
-            assert told == ch.state, f"{ch!r}: browser last told {told!r}"
+        check_browsers_told(self.m, self.bus.hints)
 
     @invariant()
     def each_challenge_is_decided_at_most_once(self) -> None:
-        with self.rt.read() as conn:
-            counted: dict[str, int] = {
-                challenge_id: count for challenge_id, count in
-                conn.execute(DECISIONS, {"ids": [ch.id for ch in self.model]})
-            }
-        for ch in self.model:
-            assert ch.decisions <= 1
-            assert counted.get(ch.id, 0) == ch.decisions
+        check_decided_at_most_once(self.m, self.rt)
 
     @invariant()
     def the_audit_chain_verifies(self) -> None:

@@ -105,7 +105,6 @@ from support.confirm_model import (
     CODE_LEEWAY,
     CODE_TTL,
     CONFIRM_TTL,
-    DECISIONS,
     ENTRY,
     HEAD,
     HEAD_SEQ,
@@ -116,7 +115,6 @@ from support.confirm_model import (
     NUMBER_CHOICE,
     OPEN,
     TAIL,
-    TERMINAL,
     WRONG_OFFSET,
     ConfirmModel,
     ErrorKey,
@@ -124,6 +122,9 @@ from support.confirm_model import (
     ModelChallenge,
     ModelCode,
     RecordingBus,
+    check_browsers_told,
+    check_decided_at_most_once,
+    check_stored_challenges,
 )
 from support.stack import Stack
 
@@ -812,41 +813,14 @@ class HttpConfirmMachine(RuleBasedStateMachine):
         self._check_audit_tail()
 
     def _stored_challenges_match_the_model(self) -> None:
-        with self.rt.read() as conn:
-            rows = [repository.load(conn, ch.id) for ch in self.model]
-        for row in rows:
-            seen = row.effective_state(self.m.now).value
-            before = self.terminal.get(row.id)
-            assert before in (None, seen), (
-                f"challenge {row.id[:8]} was {before}, a terminal state, and is now {seen}"
-            )
-            if seen in TERMINAL:
-                self.terminal[row.id] = seen
-        for ch, row in zip(self.model, rows, strict=True):
-            self.m.adopt_lazy_expiry(ch, row.state.value, row.reason)
-            stored = (row.state.value, row.reason, self.names.get(row.device_id),
-                      row.attempts, row.code_seq, row.number, row.expires_at)
-            wanted = (ch.state, ch.reason, ch.device, ch.attempts, ch.seq, ch.number,
-                      ch.expires_at)
-            assert stored == wanted, f"{ch!r}: stored {stored}, model {wanted}"
-            if ch.state == "approved" and ch.number is not None:
-                assert ch.approved_with == ch.number
+        check_stored_challenges(self.m, self.rt, terminal=self.terminal,
+                                device_name=self.names.get)
 
     def _the_browser_was_told_the_stored_state(self) -> None:
-        for ch in self.model:
-            # No hint yet means the state the start response reported: pending.
-            told = self.world.bus.hints.get(ch.id, ["pending"])[-1]
-            assert told == ch.state, f"{ch!r}: browser last told {told!r}"
+        check_browsers_told(self.m, self.world.bus.hints)
 
     def _each_challenge_is_decided_at_most_once(self) -> None:
-        with self.rt.read() as conn:
-            counted: dict[str, int] = {
-                challenge_id: count for challenge_id, count in
-                conn.execute(DECISIONS, {"ids": [ch.id for ch in self.model]})
-            }
-        for ch in self.model:
-            assert ch.decisions <= 1
-            assert counted.get(ch.id, 0) == ch.decisions
+        check_decided_at_most_once(self.m, self.rt)
 
     def _the_browser_sees_the_model(self) -> None:
         """The waiting page's two ways of reading, with its browser token: the state

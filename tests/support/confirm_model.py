@@ -26,6 +26,7 @@ from typing import Any
 from hypothesis import strategies as st
 from sqlalchemy import bindparam, func, select
 
+from qrgate.confirm import repository
 from qrgate.core.confirm import Decision
 from qrgate.errors import (
     AlreadyDecided,
@@ -389,3 +390,52 @@ class ConfirmModel:
             return Expect(errors=((Expired, "expired"), (AlreadyDecided, "already_decided")),
                           audited_challenge=ch.id)
         return Expect(errors=((AlreadyDecided, "already_decided"),), audited_challenge=ch.id)
+
+
+# --- the invariants both state machines check against the database ----------------------
+
+
+def check_stored_challenges(m: ConfirmModel, rt: Any, *, terminal: dict[str, str],
+                            device_name: Callable[[str | None], str | None]) -> None:
+    """Every stored challenge is what the model says (``device_name`` maps a stored device
+    id to the model's name for it), and no challenge a reader saw terminal changed since
+    (``terminal`` remembers what was seen, across calls)."""
+    with rt.read() as conn:
+        rows = [repository.load(conn, ch.id) for ch in m.challenges]
+    # Checked first and on its own, from what readers see: the plainest message for the
+    # most important property.
+    for row in rows:
+        seen = row.effective_state(m.now).value
+        before = terminal.get(row.id)
+        assert before in (None, seen), (
+            f"challenge {row.id[:8]} was {before}, a terminal state, and is now {seen}"
+        )
+        if seen in TERMINAL:
+            terminal[row.id] = seen
+    for ch, row in zip(m.challenges, rows, strict=True):
+        m.adopt_lazy_expiry(ch, row.state.value, row.reason)
+        stored = (row.state.value, row.reason, device_name(row.device_id), row.attempts,
+                  row.code_seq, row.number, row.expires_at)
+        wanted = (ch.state, ch.reason, ch.device, ch.attempts, ch.seq, ch.number,
+                  ch.expires_at)
+        assert stored == wanted, f"{ch!r}: stored {stored}, model {wanted}"
+        if ch.state == "approved" and ch.number is not None:
+            assert ch.approved_with == ch.number
+
+
+def check_browsers_told(m: ConfirmModel, hints: Mapping[str, list[str]]) -> None:
+    for ch in m.challenges:
+        # No hint yet means the state the start response reported: pending.
+        told = hints.get(ch.id, ["pending"])[-1]
+        assert told == ch.state, f"{ch!r}: browser last told {told!r}"
+
+
+def check_decided_at_most_once(m: ConfirmModel, rt: Any) -> None:
+    with rt.read() as conn:
+        counted: dict[str, int] = {
+            challenge_id: count for challenge_id, count in
+            conn.execute(DECISIONS, {"ids": [ch.id for ch in m.challenges]})
+        }
+    for ch in m.challenges:
+        assert ch.decisions <= 1
+        assert counted.get(ch.id, 0) == ch.decisions
