@@ -18,8 +18,10 @@
 # scores below its minimum in pyproject, 2 when mutmut itself failed.
 #
 # Needs: pip install -e '.[test,mutation]'. Environment: PYTHON (default .venv/bin/python),
-# MUTATION_NICE (default 15), MUTATION_RESUME=1 keeps the killed results of the last run
-# (an interrupted one, or one before new tests) and tries only the other mutants again.
+# MUTATION_NICE (default 15), MUTATION_RESUME=1 keeps the results of the last run (an
+# interrupted one, or one before new tests), runs the mutants it did not reach, then tries
+# again those it did not kill but a new test could (not the explained, equivalent or
+# message-only ones). Changing a group's test list makes mutmut start that group afresh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
@@ -246,41 +248,47 @@ def category(change: str) -> str:
     return "message" if _CODE_ARG.findall(old) == _CODE_ARG.findall(new) else "error code"
 
 
+def classify(workdir: Path, path: str) -> tuple[dict[str, str], list[tuple[int, str, str, str]]]:
+    """Each mutant's mutmut status, and each one not killed as (line, change, key, label)."""
+    codes: dict[str, int | None] = json.loads(
+        (workdir / "mutants" / f"{path}.meta").read_text())["exit_code_by_key"]
+    spans_file = workdir / "mutants" / f"{path}.spans"
+    spans = json.loads(spans_file.read_text())["spans"] if spans_file.exists() else {}
+    mutated = (workdir / "mutants" / path).read_text().splitlines()
+    source = (ROOT / path).read_text()
+    source_lines, defs = source.splitlines(), function_lines(source)
+    statements, functions = statement_spans(source), function_spans(source)
+    status = {key: STATUS.get(code, "suspicious") for key, code in codes.items()}
+    survivors = []
+    for (line, change), s, key in sorted(
+            (survivor_detail(key, spans=spans, mutated=mutated, defs=defs), s, key)
+            for key, s in status.items() if s not in KILLED):
+        if line and explanation(source_lines, statements, functions, line) is not None:
+            tag = "explained"
+        else:
+            tag = (category(change) if s == "survived" else "") or s
+        survivors.append((line, change, key, tag))
+    return status, survivors
+
+
 def report(group: str, workdir: Path, modules: list[str]) -> list[str]:
     failures: list[str] = []
     for path in modules:
-        meta_file = workdir / "mutants" / f"{path}.meta"
-        spans_file = workdir / "mutants" / f"{path}.spans"
-        if not meta_file.exists():
+        if not (workdir / "mutants" / f"{path}.meta").exists():
             print(f"{path}: no results")
             failures.append(path)
             continue
-        codes: dict[str, int | None] = json.loads(meta_file.read_text())["exit_code_by_key"]
-        spans = json.loads(spans_file.read_text())["spans"] if spans_file.exists() else {}
-        mutated = (workdir / "mutants" / path).read_text().splitlines()
-        source = (ROOT / path).read_text()
-        source_lines, defs = source.splitlines(), function_lines(source)
-        statements, functions = statement_spans(source), function_spans(source)
-        status = {key: STATUS.get(code, "suspicious") for key, code in codes.items()}
+        status, survivors = classify(workdir, path)
         total = len(status)
         killed = sum(1 for s in status.values() if s in KILLED)
         score = 100.0 * killed / total if total else 100.0
         minimum = float(groups[group]["modules"][path])
-        survivors = sorted(
-            (survivor_detail(key, spans=spans, mutated=mutated, defs=defs), s, key)
-            for key, s in status.items() if s not in KILLED
-        )
-        tags = []
-        for (line, change), s, _ in survivors:
-            if line and explanation(source_lines, statements, functions, line) is not None:
-                tags.append("explained")
-            else:
-                tags.append((category(change) if s == "survived" else "") or s)
+        tags = [tag for *_, tag in survivors]
         verdict = "ok" if score >= minimum else "BELOW MINIMUM"
         counts = ", ".join(f"{tags.count(t)} {t}" for t in sorted(set(tags)))
         print(f"{path}: {killed}/{total} killed, {score:.1f}% (minimum {minimum:.1f}%): "
               f"{verdict}" + (f"; not killed: {counts}" if tags else ""))
-        for ((line, change), _, key), tag in zip(survivors, tags, strict=True):
+        for line, change, key, tag in survivors:
             print(f"  {tag:<10} {path}:{line}  {change}  [{key.rsplit('.', 1)[1]}]")
         if score < minimum:
             failures.append(path)
@@ -300,14 +308,16 @@ def mutmut_run(group: str, workdir: Path, names: list[str]) -> None:
         sys.exit(2)
 
 
-def not_killed(workdir: Path, modules: list[str]) -> list[str]:
+# Labels no new test changes: retrying these would only pay their whole test run again.
+SETTLED = {"explained", "equivalent", "message", "not checked"}
+
+
+def worth_retrying(workdir: Path, modules: list[str]) -> list[str]:
+    """Mutants an earlier run did not kill that a new test may kill (not the settled ones)."""
     keys: list[str] = []
     for path in modules:
-        meta = workdir / "mutants" / f"{path}.meta"
-        if meta.exists():
-            codes = json.loads(meta.read_text())["exit_code_by_key"]
-            keys += [key for key, code in codes.items()
-                     if code is not None and STATUS.get(code, "suspicious") not in KILLED]
+        if (workdir / "mutants" / f"{path}.meta").exists():
+            keys += [key for *_, key, tag in classify(workdir, path)[1] if tag not in SETTLED]
     return keys
 
 
@@ -321,7 +331,8 @@ for group, modules in wanted.items():
     whole = modules == list(groups[group]["modules"])
     begin = time.monotonic()
     mutmut_run(group, workdir, [] if whole else [f"{dotted(path)}.*" for path in modules])
-    if os.environ.get("MUTATION_RESUME") == "1" and (survivors := not_killed(workdir, modules)):
+    if os.environ.get("MUTATION_RESUME") == "1" and (
+            survivors := worth_retrying(workdir, modules)):
         # Kept results stand for killed mutants; the others are tried again, against
         # tests that may have changed since.
         print(f"   trying {len(survivors)} mutants again that earlier runs did not kill")

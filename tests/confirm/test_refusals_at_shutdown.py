@@ -62,3 +62,6 @@ def test_a_refused_device_is_audited_with_its_owner_the_path_and_the_repeats(
         ("bad_signature", phone.device_id, owner, {"path": "/v1/devices/me"}),
         ("bad_signature", phone.device_id, owner, {"path": "/v1/devices/me", "repeats": 2}),
     ]
+    # Of no scheme, organisation or challenge: the device did not prove who it is.
+    assert {(row.scheme, row.org_id, row.app_id, row.challenge_id) for row in rows} == {
+        ("", None, None, None)}
