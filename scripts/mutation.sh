@@ -7,7 +7,7 @@
 #
 # Each group runs in .mutation/<group>/ (src/ and tests/ linked, mutmut's own mutants/ inside)
 # against its tests only, on SQLite (QRGATE_TEST_DATABASE_URL unset), one mutant at a time
-# under `nice`. It prints, per module, killed / total and every mutant not killed as
+# (MUTATION_CHILDREN) under `nice`. It prints, per module, killed / total and every mutant not killed as
 # file:line and the mutation, labelled: "explained" (a `# mutation:` comment on its
 # statement or right above it, or "# mutation: every mutant ..." above its function, says why
 # it cannot or need not be killed), "equivalent"
@@ -18,7 +18,7 @@
 # scores below its minimum in pyproject, 2 when mutmut itself failed.
 #
 # Needs: pip install -e '.[test,mutation]'. Environment: PYTHON (default .venv/bin/python),
-# MUTATION_NICE (default 15), MUTATION_RESUME=1 keeps the results of the last run (an
+# MUTATION_NICE (default 15), MUTATION_CHILDREN (mutants run at once, default 1), MUTATION_RESUME=1 keeps the results of the last run (an
 # interrupted one, or one before new tests), runs the mutants it did not reach, then tries
 # again those it did not kill but a new test could (not the explained, equivalent or
 # message-only ones). Changing a group's test list makes mutmut start that group afresh.
@@ -298,7 +298,8 @@ def report(group: str, workdir: Path, modules: list[str]) -> list[str]:
 # --- run ---------------------------------------------------------------------------------
 def mutmut_run(group: str, workdir: Path, names: list[str]) -> None:
     with open(workdir / "mutmut.log", "a") as log:
-        run = subprocess.run([str(MUTMUT), "run", "--max-children", "1", *names],
+        children = os.environ.get("MUTATION_CHILDREN", "1")
+        run = subprocess.run([str(MUTMUT), "run", "--max-children", children, *names],
                              cwd=workdir, stdout=log, stderr=subprocess.STDOUT, check=False)
     if run.returncode != 0:
         tail = (workdir / "mutmut.log").read_text(errors="replace")[-3000:]
