@@ -5,23 +5,26 @@
 #   scripts/mutation.sh core                 one group (core, confirm, txsign)
 #   scripts/mutation.sh src/qrgate/core/ocra.py qrgate.decisions   only these modules
 #
-# Each group runs in .mutation/<group>/ (src/ and tests/ linked, mutmut's own mutants/ inside)
-# against its tests only, on SQLite (QRGATE_TEST_DATABASE_URL unset), one mutant at a time
-# (MUTATION_CHILDREN) under `nice`. It prints, per module, killed / total and every mutant not killed as
-# file:line and the mutation, labelled: "explained" (a `# mutation:` comment on its
-# statement or right above it, or "# mutation: every mutant ..." above its function, says why
-# it cannot or need not be killed), "equivalent"
-# (equal on Python >= 3.11 whatever the code: "ascii"/"ASCII", from_bytes' default "big"),
-# "message" / "error code" (only an error's text, or only the code of a refusal that still
-# happens, changed), else its mutmut status ("survived", "no tests", "timeout"). Labels
-# are for reading: the score counts killed mutants only. Exit status: 1 when a module
-# scores below its minimum in pyproject, 2 when mutmut itself failed.
+# Each group runs in .mutation/<group>/ (src/ and tests/ linked, mutmut's own mutants/
+# inside) against its tests only, on SQLite (QRGATE_TEST_DATABASE_URL unset), under `nice`.
+# It prints, per module, killed / total and every mutant not killed as file:line and the
+# mutation, labelled: "explained" (a `# mutation:` comment on its statement or right above
+# it, or "# mutation: every mutant ..." above its function, says why it cannot or need not
+# be killed), "equivalent" (equal on Python >= 3.11 whatever the code: "ascii"/"ASCII",
+# from_bytes' default "big"), "message" / "error code" (only an error's text, or only the
+# code of a refusal that still happens, changed), else its mutmut status ("survived",
+# "no tests", "timeout"). Labels are for reading: the score counts killed mutants only.
+# Exit status: 1 when a module scores below its minimum in pyproject, 2 when mutmut failed.
 #
-# Needs: pip install -e '.[test,mutation]'. Environment: PYTHON (default .venv/bin/python),
-# MUTATION_NICE (default 15), MUTATION_CHILDREN (mutants run at once, default 1), MUTATION_RESUME=1 keeps the results of the last run (an
-# interrupted one, or one before new tests), runs the mutants it did not reach, then tries
-# again those it did not kill but a new test could (not the explained, equivalent or
-# message-only ones). Changing a group's test list makes mutmut start that group afresh.
+# Needs: pip install -e '.[test,mutation]'. Environment:
+#   PYTHON              default .venv/bin/python
+#   MUTATION_NICE       default 15
+#   MUTATION_CHILDREN   mutants run at once, default 1
+#   MUTATION_RESUME=1   keep the results of the last run (an interrupted one, or one before
+#                       new tests), run the mutants it did not reach, then try again those
+#                       it did not kill that a new test could (not the explained,
+#                       equivalent or message-only ones). Changing a group's test list
+#                       makes mutmut start that group afresh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
