@@ -19,14 +19,7 @@ import psycopg
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
-from qrgate.accounts.provision import provision
-from qrgate.cli.demo import free_port
-from qrgate.clients.relying_party import QrgateClient
-from qrgate.core.policy import AppPolicy, NumberMatching
-from qrgate.http.app import create_app
-from qrgate.http.local import serve_in_thread
-from qrgate.runtime import build_runtime
-from support.stack import Clock, Stack, make_settings, provision_other
+from support.stack import Clock, Stack, serve_stack
 
 # The wording tests/conftest.py skips PostgreSQL variants with, so a run reports them alike.
 POSTGRESQL_NOT_SET = "QRGATE_TEST_DATABASE_URL not set"
@@ -87,29 +80,8 @@ class Deployment:
 
     def _serve(self, *, home: Path, database_url: str, clock: Clock, join: Stack | None,
                closers: list[Callable[[], None]], **settings: Any) -> Stack:
-        port = free_port()
-        rt = build_runtime(make_settings(home, database_url, port, **settings))
-        closers.append(rt.close)
-        rt.clock = clock
-        api_key = join.api_key if join is not None else provision(
-            rt, org_slug="bank", org_name="Example Bank", business_id="web",
-            app_name="Web banking", origin="https://bank.example",
-            policy=AppPolicy(number_matching=NumberMatching.OFF),
-        ).api_key
-        server = serve_in_thread(create_app(rt.settings, runtime=rt), port=port)
-        base_url = server.__enter__()
-        closers.append(lambda: server.__exit__(None, None, None))
-        rp = QrgateClient(base_url, api_key=api_key)
-        closers.append(rp.close)
-        stack_closers: list[Callable[[], None]] = []
-        other = (provision_other(rt, base_url=base_url, clock=clock, closers=stack_closers)
-                 if join is None else join.other.on_node(base_url, stack_closers))
-        stack = Stack(rt=rt, base_url=base_url, api_key=api_key, clock=clock, rp=rp,
-                      other=other, closers=stack_closers)
-
-        def close_clients() -> None:
-            for close in stack.closers:
-                close()
-
-        closers.append(close_clients)
+        stack, close = serve_stack(home=home, database_url=database_url, clock=clock,
+                                   join=join, **settings)
+        closers.append(close)
         return stack
+

@@ -180,6 +180,39 @@ def provision_other(rt: Runtime, *, base_url: str, clock: Clock,
     )
 
 
+def serve_stack(*, home: Path, database_url: str, clock: Clock, join: Stack | None,
+                policy: AppPolicy | None = None, users: dict[str, str | None] | None = None,
+                **settings: Any) -> tuple[Stack, Callable[[], None]]:
+    """A node serving on a free port, and what stops it. ``join``: another node of the same
+    deployment (its API key and second organisation); else the bank is provisioned with
+    ``policy`` (number matching off by default) and ``users``."""
+    port = free_port()
+    rt = build_runtime(make_settings(home, database_url, port, **settings))
+    rt.clock = clock
+    api_key = join.api_key if join is not None else provision(
+        rt, org_slug="bank", org_name="Example Bank", business_id="web",
+        app_name="Web banking", origin="https://bank.example",
+        policy=policy or AppPolicy(number_matching=NumberMatching.OFF), users=users,
+    ).api_key
+    server = serve_in_thread(create_app(rt.settings, runtime=rt), port=port)
+    base_url = server.__enter__()
+    rp = QrgateClient(base_url, api_key=api_key)
+    closers: list[Callable[[], None]] = []
+    other = (provision_other(rt, base_url=base_url, clock=clock, closers=closers)
+             if join is None else join.other.on_node(base_url, closers))
+    stack = Stack(rt=rt, base_url=base_url, api_key=api_key, clock=clock, rp=rp,
+                  other=other, closers=closers)
+
+    def close() -> None:
+        for closer in stack.closers:
+            closer()
+        rp.close()
+        server.__exit__(None, None, None)
+        rt.close()
+
+    return stack, close
+
+
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
@@ -197,34 +230,10 @@ def stack_factory(
               via: str | None = None, **settings: Any) -> Stack:
         """``join``: another node of the same deployment (same keys, same database).
         ``via``: reach the database at this URL instead (e.g. through a proxy)."""
-        port = free_port()
-        rt = build_runtime(make_settings(tmp_path, via or database_url, port, **settings))
-        rt.clock = clock
-        if join is None:
-            api_key = provision(
-                rt, org_slug="bank", org_name="Example Bank", business_id="web",
-                app_name="Web banking", origin="https://bank.example",
-                policy=policy or AppPolicy(number_matching=NumberMatching.OFF),
-                users={"alice": PASSWORD, "bob": PASSWORD, "carol": None},
-            ).api_key
-        else:
-            api_key = join.api_key
-        server = serve_in_thread(create_app(rt.settings, runtime=rt), port=port)
-        base_url = server.__enter__()
-        rp = QrgateClient(base_url, api_key=api_key)
-        closers: list[Callable[[], None]] = []
-        other = (provision_other(rt, base_url=base_url, clock=clock, closers=closers)
-                 if join is None else join.other.on_node(base_url, closers))
-        stack = Stack(rt=rt, base_url=base_url, api_key=api_key, clock=clock, rp=rp,
-                      other=other, closers=closers)
-
-        def close() -> None:
-            for closer in stack.closers:
-                closer()
-            rp.close()
-            server.__exit__(None, None, None)
-            rt.close()
-
+        stack, close = serve_stack(
+            home=tmp_path, database_url=via or database_url, clock=clock, join=join,
+            policy=policy, users={"alice": PASSWORD, "bob": PASSWORD, "carol": None},
+            **settings)
         cleanups.append(close)
         return stack
 
