@@ -73,6 +73,12 @@ class Settings:
     # How often each node re-reads the signing keys even without a rotation hint (SQLite
     # processes get none from each other); see qrgate.keys.
     key_refresh_seconds: int = 5
+    # TLS for ``qrgate serve``: a certificate chain and its key (PEM files), or a
+    # self-signed development certificate kept in the data directory (qrgate.dev_tls).
+    # Either one makes the default public URL https://.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    dev_tls: bool = False
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -93,6 +99,12 @@ class Settings:
                                f"not {self.public_url!r}")
         if not self.issuer.strip():
             raise InvalidField("QRGATE_ISSUER must not be empty")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise InvalidField("QRGATE_TLS_CERT (--tls-cert) and QRGATE_TLS_KEY (--tls-key) "
+                               "go together: set both or neither")
+        if self.dev_tls and self.tls_cert is not None:
+            raise InvalidField("QRGATE_DEV_TLS (--dev-tls) makes its own certificate: do not "
+                               "combine it with QRGATE_TLS_CERT and QRGATE_TLS_KEY")
         # The value itself is left out of the message: it may carry a password.
         if self.database_url is not None and not _DATABASE_URL.match(self.database_url):
             raise InvalidField("QRGATE_DATABASE_URL must be a postgresql+psycopg:// or a "
@@ -103,6 +115,11 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'qrgate.db').resolve()}"
+
+    @property
+    def tls(self) -> bool:
+        """Whether ``qrgate serve`` speaks https itself (not behind a TLS proxy)."""
+        return self.dev_tls or self.tls_cert is not None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -126,19 +143,28 @@ class Settings:
 
         def switch(name: str, default: bool) -> bool:
             raw = text(name, "on" if default else "off").lower()
-            if raw not in ("on", "off"):
+            # 1 and 0 too: QRGATE_DEBUG=1 taught people that form.
+            if raw not in ("on", "off", "1", "0"):
                 raise InvalidField(f"{name} must be on or off, not {raw!r}")
-            return raw == "on"
+            return raw in ("on", "1")
+
+        def path(name: str) -> Path | None:
+            raw = text(name, "")
+            return Path(raw) if raw else None
 
         port = integer("QRGATE_PORT", 8000)
         host = text("QRGATE_HOST", "127.0.0.1")
+        tls_cert, tls_key = path("QRGATE_TLS_CERT"), path("QRGATE_TLS_KEY")
+        dev_tls = switch("QRGATE_DEV_TLS", False)
+        secure = dev_tls or tls_cert is not None
         return cls(
             data_dir=Path(text("QRGATE_DATA_DIR", "qrgate-data")),
             database_url=text("QRGATE_DATABASE_URL", "") or None,
             host=host,
             port=port,
             # Links are built as public_url + "/v1/...": a trailing slash would double.
-            public_url=text("QRGATE_PUBLIC_URL", http_url(host, port)).rstrip("/"),
+            public_url=text("QRGATE_PUBLIC_URL",
+                            http_url(host, port, secure=secure)).rstrip("/"),
             issuer=text("QRGATE_ISSUER", "qrgate"),
             confirm_ttl=integer("QRGATE_CONFIRM_TTL", 300),
             code_ttl=integer("QRGATE_CODE_TTL", 30),
@@ -152,10 +178,15 @@ class Settings:
             log_level=text("QRGATE_LOG_LEVEL", "info").lower(),
             audit_checkpoint_seconds=integer("QRGATE_AUDIT_CHECKPOINT_SECONDS", 60),
             key_refresh_seconds=integer("QRGATE_KEY_REFRESH_SECONDS", 5),
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            dev_tls=dev_tls,
             env=source,
         )
 
 
-def http_url(host: str, port: int) -> str:
-    """``http://host:port``, with an IPv6 address in brackets as URLs need it."""
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+def http_url(host: str, port: int, *, secure: bool = False) -> str:
+    """``http://host:port`` (``https://`` when ``secure``), with an IPv6 address in brackets
+    as URLs need it."""
+    scheme = "https" if secure else "http"
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"

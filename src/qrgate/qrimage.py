@@ -90,6 +90,14 @@ def _dark_modules_path(dark: np.ndarray[Any, np.dtype[np.bool_]]) -> str:
     return "".join(parts)
 
 
+def modules(text: str, *, ecc: str = "M") -> np.ndarray[Any, np.dtype[np.bool_]]:
+    """The symbol as a square array, True for a dark module, without a quiet zone: for
+    drawing it some other way (``qrgate serve`` prints one in the terminal)."""
+    image = np.asarray(_create(text, ecc).to_image(scale=1, add_quiet_zones=False))
+    dark: np.ndarray[Any, np.dtype[np.bool_]] = image < 128
+    return dark
+
+
 def qr_version(text: str, *, ecc: str = "M") -> int:
     """QR symbol version (1-40) that ``text`` needs at ``ecc``.
 

@@ -5,22 +5,14 @@ say how to install it, because a page that no test has opened is a page nobody c
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
+from support.chromium import CHROMIUM, CHROMIUM_ARGS, require_chromium
 from support.stack import clock, stack, stack_factory
 
 __all__ = ["browser", "clock", "page", "playwright", "stack", "stack_factory"]
-
-CHROMIUM = Path("/usr/bin/chromium")
-# Without these, Chromium's own background connections (updates, sync, QUIC probes) are
-# refused on a closed network and slow every launch down.
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
 
 
 @pytest.fixture(scope="session")
@@ -31,9 +23,7 @@ def playwright() -> Iterator[Playwright]:
 
 @pytest.fixture(scope="session")
 def browser(playwright: Playwright) -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} not found: the browser tests need Debian's Chromium "
-                    "(apt-get update && apt-get install -y chromium)", pytrace=False)
+    require_chromium()
     launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
     yield launched
     launched.close()

@@ -29,7 +29,7 @@ from qrgate.http.openapi import PUBLIC, documented
 from qrgate.key_refresher import KeyRefresher
 from qrgate.runtime import Runtime, build_runtime, warn_if_kek_beside_database
 from qrgate.storage.db import DATABASE_ERRORS, is_unavailable
-from qrgate.web import about, pages
+from qrgate.web import about, pages, phone_app
 
 log = logging.getLogger("qrgate.http")
 
@@ -111,6 +111,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.include_router(routes_users.router)
     app.include_router(routes_txsign.router)
     app.include_router(pages.router)
+    app.include_router(phone_app.build_router())
     app.include_router(about.router)
     pages.mount_static(app)
     return app

@@ -184,7 +184,8 @@ def read_enrolment_code(text: str, *, keys: Any, now: float) -> TokenEnrolment:
               claims.get(TokenClaim.SERVER), claims.get(TokenClaim.LOGIN))
     token_id, secret, suite, counter, server, login = values
     if not (isinstance(token_id, str) and isinstance(secret, bytes) and isinstance(suite, str)
-            and isinstance(counter, int) and isinstance(server, str)
+            and isinstance(counter, int) and not isinstance(counter, bool)
+            and isinstance(server, str)
             and isinstance(login, str)):
         raise MalformedCode("token enrolment claims are missing or ill-typed")
     return TokenEnrolment(token_id=token_id, secret=secret, suite=suite, counter=counter,

@@ -11,6 +11,7 @@ from another origin, no framing, no referrer, no caching.
 
 from __future__ import annotations
 
+import functools
 import html
 import os
 import re
@@ -25,6 +26,8 @@ from starlette.types import Scope
 
 from qrgate.errors import NotFound
 from qrgate.http.context import runtime_of
+from qrgate.qrimage import render_svg
+from qrgate.web.media_types import media_type_of
 
 STATIC_DIR: Final = Path(__file__).parent / "static"
 # Pinned third-party files (Swagger UI, ReDoc), rebuilt by scripts/vendor-web.sh.
@@ -56,14 +59,16 @@ PAGE_HEADERS: Final = {
 router = APIRouter(include_in_schema=False)
 
 # Paths are relative ("../static/...") so the page also works when qrgate is published
-# under a path prefix by a reverse proxy.
+# under a path prefix by a reverse proxy. The English texts are the page's own until the
+# script has loaded a catalog (static/i18n/confirm.<lang>.json) and put its texts in:
+# data-i18n names an element's text, data-i18n-alt and data-i18n-aria-label its attributes.
 _CONFIRM_PAGE: Final = """<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="referrer" content="no-referrer">
-<title>Confirm on your phone · qrgate</title>
+<title data-i18n="page.title">Confirm on your phone · qrgate</title>
 <link rel="stylesheet" href="../static/base.css">
 <link rel="stylesheet" href="../static/confirm.css">
 <script src="../static/confirm.js" defer></script>
@@ -71,28 +76,54 @@ _CONFIRM_PAGE: Final = """<!doctype html>
 <body>
 <main id="qg" class="card" data-challenge-id="{challenge_id}" data-code-ttl="{code_ttl}"
       aria-labelledby="qg-title">
-  <h1 id="qg-title">Confirm on your phone</h1>
+  <!-- Each language is named in itself: whoever cannot read the page's current language
+       must still find their own. -->
+  <select id="qg-lang" class="lang" aria-label="Language" data-i18n-aria-label="lang.label">
+    <option value="en" lang="en">English</option>
+    <option value="zh-CN" lang="zh-CN">简体中文</option>
+  </select>
+  <h1 id="qg-title" data-i18n="page.heading">Confirm on your phone</h1>
   <section id="qg-scene" class="scene" aria-labelledby="qg-scene-title" hidden>
-    <h2 id="qg-scene-title" class="visually-hidden">What you are confirming</h2>
+    <h2 id="qg-scene-title" class="visually-hidden" data-i18n="scene.heading">What you are
+      confirming</h2>
     <p id="qg-operation" class="operation"></p>
     <p id="qg-amount" class="amount" hidden></p>
     <p id="qg-content" class="content" hidden></p>
     <p id="qg-source" class="source" hidden></p>
   </section>
-  <p id="qg-status" class="status" data-state="loading" aria-live="polite">Loading…</p>
+  <p id="qg-status" class="status" data-state="loading" aria-live="polite"
+     data-i18n="status.loading">Loading…</p>
   <p id="qg-reason" class="reason" hidden></p>
   <figure id="qg-qr" class="qr" hidden>
     <img id="qg-qr-img" alt="QR code: scan it with the qrgate app on your phone"
-         width="340" height="340">
-    <figcaption>Open the qrgate app and scan this code</figcaption>
+         data-i18n-alt="qr.alt" width="340" height="340">
+    <figcaption data-i18n="qr.caption">Open the qrgate app and scan this code</figcaption>
   </figure>
+  <!-- Closed until asked for: a second QR in plain sight would be scanned for the first. -->
+  <details id="qg-get-app" class="get-app" hidden>
+    <summary data-i18n="app.summary">No qrgate app yet?</summary>
+    <p data-i18n="app.about">The qrgate app is a web app: nothing to install from an app
+      store. Open this address in your phone's browser:</p>
+    <p class="app-address"><a id="qg-app-link" href="../app/"></a></p>
+    <img id="qg-app-qr" class="app-qr" src="../app-qr.svg" loading="lazy"
+         alt="QR code of the qrgate app's address" data-i18n-alt="app.qr_alt"
+         width="128" height="128">
+    <p data-i18n="app.scan_hint">Or scan this small code with your phone's camera. Your
+      phone must then be linked to your account: the site that sent you here shows how.</p>
+  </details>
   <section id="qg-number" class="number" aria-labelledby="qg-number-title" hidden>
-    <h2 id="qg-number-title">Type this number on your phone</h2>
+    <h2 id="qg-number-title" data-i18n="number.heading">Type this number on your phone</h2>
     <p id="qg-number-value" class="number-value"></p>
   </section>
   <p id="qg-countdown" class="countdown" hidden></p>
   <p id="qg-error" class="error" role="alert" hidden></p>
-  <noscript><p class="error">This page needs JavaScript to show the code.</p></noscript>
+  <!-- Without scripts nothing can choose a language: both say it. -->
+  <noscript>
+    <p class="error" lang="en" data-i18n="noscript">This page needs JavaScript to show the
+      code.</p>
+    <p class="error" lang="zh-CN" data-i18n="noscript">此页面需要启用 JavaScript
+      才能显示二维码。</p>
+  </noscript>
 </main>
 </body>
 </html>
@@ -113,6 +144,31 @@ async def confirm_page(request: Request, challenge_id: str) -> HTMLResponse:
     return HTMLResponse(body, headers=PAGE_HEADERS)
 
 
+_APP_QR_HEADERS: Final = {
+    "X-Content-Type-Options": "nosniff",
+    # Opened on its own, the image is a document: it may run and load nothing.
+    "Content-Security-Policy": "default-src 'none'",
+    "Cache-Control": "public, max-age=300",
+}
+
+
+@router.get("/app-qr.svg")
+async def app_qr(request: Request) -> Response:
+    """A QR code of the phone app's address, for the waiting page's "No qrgate app yet?".
+
+    The address is the configured public URL, never one taken from the request (its Host
+    header, a query): nobody can make this image send a phone to another site."""
+    public_url = runtime_of(request).settings.public_url
+    return Response(_app_qr_svg(f"{public_url}/app/"), media_type="image/svg+xml",
+                    headers=_APP_QR_HEADERS)
+
+
+@functools.lru_cache(maxsize=1)
+def _app_qr_svg(url: str) -> str:
+    """Rendered once: the address changes only with the settings."""
+    return render_svg(url)
+
+
 class _StaticFiles(StaticFiles):
     """Starlette's static files, plus ``nosniff`` so a script is only ever run as a script."""
 
@@ -120,6 +176,10 @@ class _StaticFiles(StaticFiles):
                       status_code: int = 200) -> Response:
         response = super().file_response(full_path, stat_result, scope, status_code)
         response.headers["X-Content-Type-Options"] = "nosniff"
+        # Not the host's guess: a module script or WebAssembly of the wrong type never runs.
+        media_type = media_type_of(str(full_path))
+        if media_type is not None and response.status_code != 304:
+            response.headers["Content-Type"] = media_type
         # Short: a fix to the page's script must reach waiting browsers within minutes.
         response.headers.setdefault("Cache-Control", "public, max-age=300")
         return response

@@ -1,7 +1,8 @@
 // The waiting page of a qrgate confirmation (scheme C). It binds itself to the challenge
 // with the secret from the URL fragment, shows the operation, the QR code and the number
 // to type on the phone, rotates the short-lived code while it waits, and shows the result
-// the server pushes (Server-Sent Events, with polling when the stream fails).
+// the server pushes (Server-Sent Events, with polling when the stream fails). Its texts
+// come from the catalogs in static/i18n, in the browser's language or the one picked.
 "use strict";
 
 (() => {
@@ -9,26 +10,8 @@
   const POLL_MS = 2000;
   const RETRY_MS = 2000;
   const MIN_ROTATE_DELAY_MS = 1000;
-
-  const STATE_TEXT = {
-    pending: "Scan with the qrgate app",
-    scanned: "Scanned — confirm on your phone",
-    approved: "Approved",
-    denied: "Denied",
-    rejected: "Rejected",
-    expired: "Expired",
-  };
-  const REASON_TEXT = {
-    approved: "You approved this on your phone. You can close this page.",
-    denied_by_user: "You declined this on your phone. Nothing was done.",
-    scanned_twice: "The code was scanned twice, so it was cancelled for your safety. " +
-      "Nothing was done.",
-    number_mismatch: "The number typed on the phone did not match this page, so the request " +
-      "was cancelled for your safety. Nothing was done.",
-    locked: "Too many failed attempts. Nothing was done.",
-    expired: "The time to confirm ran out. Go back to the site and start again.",
-    cancelled: "The site cancelled this request. Nothing was done.",
-  };
+  const LANGUAGES = ["en", "zh-CN"];
+  const LANGUAGE_KEY = "qrgate-confirm-language";
 
   const byId = (id) => document.getElementById(id);
   const root = byId("qg");
@@ -46,6 +29,9 @@
     numberValue: byId("qg-number-value"),
     countdown: byId("qg-countdown"),
     error: byId("qg-error"),
+    getApp: byId("qg-get-app"),
+    appLink: byId("qg-app-link"),
+    language: byId("qg-lang"),
   };
 
   const challengeId = root.dataset.challengeId;
@@ -67,6 +53,133 @@
   let rotating = false; // a rotate request is on its way
   let rotateDueAt = 0; // when the pending rotation should run, on the server's clock
   let tickTimer = null;
+
+  // --- language ------------------------------------------------------------------------
+
+  // The catalog in use (key -> text), null until one has loaded. No English copy ships in
+  // this file: it would be a second confirm.en.json to keep in step. Until a catalog is in,
+  // the page shows the English of its HTML and renders nothing else; if none loads (the
+  // file lost in a deployment, a network failing mid-load), dynamic texts fall back to
+  // their keys as words (see t), so the page still shows the code and the result.
+  let messages = null;
+  const catalogs = new Map(); // language -> the promise of its catalog
+  // The elements whose text the script said, with what it said (a key and its values), so
+  // a change of language says them again.
+  const spoken = new Map();
+  let languageRequest = 0; // the newest choice: a slower, older load must not win
+
+  function savedLanguage() {
+    try {
+      return localStorage.getItem(LANGUAGE_KEY);
+    } catch {
+      return null; // storage disabled (a privacy setting): follow the browser
+    }
+  }
+
+  function saveLanguage(language) {
+    try {
+      localStorage.setItem(LANGUAGE_KEY, language);
+    } catch {
+      // Not remembered then; the choice still holds on this page.
+    }
+  }
+
+  // The first of the browser's languages that the page has: any Chinese is zh-CN (the one
+  // Chinese catalog), any English en; a browser asking for neither gets English.
+  function browserLanguage() {
+    const tags = navigator.languages && navigator.languages.length
+      ? navigator.languages : [navigator.language || ""];
+    for (const tag of tags) {
+      const base = String(tag).toLowerCase().split("-")[0];
+      if (base === "zh") return "zh-CN";
+      if (base === "en") return "en";
+    }
+    return "en";
+  }
+
+  function preferredLanguage() {
+    const saved = savedLanguage();
+    return LANGUAGES.includes(saved) ? saved : browserLanguage();
+  }
+
+  function loadCatalog(language) {
+    if (!catalogs.has(language)) {
+      // Same origin and relative, like the page's other files (connect-src 'self').
+      const url = new URL(`../static/i18n/confirm.${language}.json`, location.href);
+      const loading = fetch(url, { credentials: "same-origin" }).then((response) => {
+        if (!response.ok) throw new Error(`HTTP ${response.status}`);
+        return response.json();
+      });
+      loading.catch(() => catalogs.delete(language)); // a later switch may try again
+      catalogs.set(language, loading);
+    }
+    return catalogs.get(language);
+  }
+
+  // Use ``language``, or English when its catalog does not load; never fails.
+  async function useLanguage(language) {
+    const request = ++languageRequest;
+    for (const candidate of new Set([language, "en"])) {
+      let catalog;
+      try {
+        catalog = await loadCatalog(candidate);
+      } catch {
+        continue;
+      }
+      if (request !== languageRequest) return;
+      messages = catalog;
+      applyLanguage(candidate);
+      return;
+    }
+  }
+
+  function applyLanguage(language) {
+    document.documentElement.lang = language;
+    view.language.value = language;
+    for (const element of document.querySelectorAll("[data-i18n]")) {
+      element.textContent = t(element.dataset.i18n);
+    }
+    for (const element of document.querySelectorAll("[data-i18n-alt]")) {
+      element.alt = t(element.dataset.i18nAlt);
+    }
+    for (const element of document.querySelectorAll("[data-i18n-aria-label]")) {
+      element.setAttribute("aria-label", t(element.dataset.i18nAriaLabel));
+    }
+    // After the template's texts: an element the script has spoken for (the status) keeps
+    // what it said, now in this language.
+    for (const [element, [key, values]] of spoken) element.textContent = t(key, values);
+  }
+
+  // The text of ``key`` with its {name} placeholders filled from ``values``. Without a
+  // catalog: the key's last part and the values as words ("reason.denied_by_user" says
+  // "denied by user"), plain but still telling what happened.
+  function t(key, values = {}) {
+    if (messages === null) {
+      const words = key.slice(key.lastIndexOf(".") + 1).replace(/_/g, " ");
+      return [words, ...Object.values(values)].join(" ");
+    }
+    const text = Object.hasOwn(messages, key) ? messages[key] : key;
+    return text.replace(/\{(\w+)\}/g, (placeholder, name) =>
+      Object.hasOwn(values, name) ? String(values[name]) : placeholder);
+  }
+
+  // A code's own message when the catalog has one, else its family's ``otherKey`` message,
+  // which shows the code (a reason added to the server after the catalogs were written).
+  function messageFor(key, otherKey, code) {
+    return messages === null || Object.hasOwn(messages, key) ? [key, {}] : [otherKey, { code }];
+  }
+
+  function say(element, key, values = {}) {
+    spoken.set(element, [key, values]);
+    element.textContent = t(key, values);
+    show(element, true);
+  }
+
+  function clear(element) {
+    spoken.delete(element);
+    element.textContent = "";
+    show(element, false);
+  }
 
   class HttpError extends Error {
     constructor(status, problem) {
@@ -126,22 +239,33 @@
     element.hidden = !visible;
   }
 
+  // The relying party's own words (amount, content): shown as they are, in any language.
   function setText(element, text) {
+    spoken.delete(element);
     element.textContent = text || "";
     show(element, Boolean(text));
   }
 
-  function operationTitle(operation) {
-    const words = String(operation || "").replace(/[_.-]+/g, " ").trim();
-    return words ? words.charAt(0).toUpperCase() + words.slice(1) : "Confirm an operation";
+  // qrgate's operation names have a message; any other is the relying party's own name,
+  // shown as words.
+  function renderOperation(operation) {
+    const code = String(operation || "");
+    const key = `operation.${code || "unnamed"}`;
+    if (!code || (messages !== null && Object.hasOwn(messages, key))) {
+      say(view.operation, key);
+      return;
+    }
+    const words = code.replace(/[_.-]+/g, " ").trim();
+    setText(view.operation, words.charAt(0).toUpperCase() + words.slice(1));
   }
 
   function renderScene() {
     const scene = challenge.scene || {};
-    view.operation.textContent = operationTitle(scene.operation);
+    renderOperation(scene.operation);
     setText(view.amount, scene.amount);
     setText(view.content, scene.content);
-    setText(view.source, scene.source ? `Requested from ${scene.source}` : "");
+    if (scene.source) say(view.source, "scene.requested_from", { source: scene.source });
+    else clear(view.source);
     show(view.scene, true);
   }
 
@@ -155,7 +279,7 @@
     const left = Math.max(0, Math.floor((challenge.expires_at * 1000 - serverNow()) / 1000));
     const minutes = Math.floor(left / 60);
     const seconds = String(left % 60).padStart(2, "0");
-    view.countdown.textContent = `Expires in ${minutes}:${seconds}`;
+    say(view.countdown, "countdown.expires_in", { time: `${minutes}:${seconds}` });
     view.countdown.classList.toggle("soon", left <= 30);
     return left;
   }
@@ -165,15 +289,19 @@
     const waiting = state === "pending" || state === "scanned";
     renderScene();
     view.status.dataset.state = state;
-    view.status.textContent =
-      state === "pending" && challenge.verifier !== "qr"
-        ? "Confirm with the one-time code on the site"
-        : STATE_TEXT[state] || state;
-    setText(view.reason, TERMINAL.has(state) ? REASON_TEXT[challenge.reason] ||
-      (challenge.reason ? `Reason: ${challenge.reason.replace(/_/g, " ")}` : "") : "");
+    if (state === "pending" && challenge.verifier !== "qr") say(view.status, "status.otp");
+    else say(view.status, ...messageFor(`state.${state}`, "state.other", state));
+    if (TERMINAL.has(state) && challenge.reason) {
+      say(view.reason, ...messageFor(`reason.${challenge.reason}`, "reason.other",
+        challenge.reason));
+    } else {
+      clear(view.reason);
+    }
 
     const showCode = state === "pending" && challenge.verifier === "qr";
     show(view.qr, showCode);
+    // Only beside a code to scan: once scanned, the user has the app.
+    show(view.getApp, showCode);
     if (showCode) showQr();
 
     const hasNumber = waiting && challenge.number !== null && challenge.number !== undefined;
@@ -266,7 +394,7 @@
         return;
       }
       if (finished || !challenge) return;
-      view.error.hidden = true;
+      clear(view.error);
       if (Number.isInteger(data.code_seq) && data.code_seq > knownSeq) {
         knownSeq = data.code_seq;
         // Rotated elsewhere (another tab): its expiry is unknown here.
@@ -282,7 +410,7 @@
     stream.addEventListener("unavailable", () => {
       if (finished) return;
       closeStream();
-      setText(view.error, "Cannot reach the server right now; still trying…");
+      say(view.error, "error.retrying");
       startPolling();
     });
     stream.onopen = stopPolling;
@@ -316,7 +444,7 @@
       if (expiresAt !== undefined && status.code_expires_at === undefined) {
         challenge.code_expires_at = expiresAt;
       }
-      view.error.hidden = true;
+      clear(view.error);
       render();
       if (stream === null && !finished) listen();
     } catch (error) {
@@ -340,17 +468,17 @@
       show(view.qr, false);
       show(view.number, false);
       show(view.countdown, false);
-      show(view.reason, false);
+      show(view.getApp, false);
+      clear(view.reason);
       view.status.dataset.state = "error";
-      view.status.textContent = "This confirmation cannot be shown here";
-      setText(view.error, error.status === 404
-        ? "This confirmation does not exist or has ended. Go back to the site and start again."
-        : "Open this page only through the link the site gave you, in the same browser. " +
-          "Go back to the site and start again.");
+      say(view.status, "status.error");
+      const code = error.code || `HTTP ${error.status}`;
+      say(view.error, ...messageFor(`error.${code}`, "error.other", code));
       return;
     }
     // A network failure or a restarting server passes: say so and keep trying.
-    setText(view.error, "Cannot reach the server right now; still trying…");
+    say(view.error, error instanceof HttpError && error.status === 429
+      ? "error.rate_limited" : "error.retrying");
     if (challenge && stream === null) startPolling();
   }
 
@@ -358,19 +486,27 @@
     return !(error instanceof HttpError) || error.status >= 500 || error.status === 429;
   }
 
+  // The catalog loads while the page binds itself and reads the status, so the two waits
+  // overlap; the page renders once both are done, in one language from the start.
+  const languageReady = useLanguage(preferredLanguage());
+
   async function start() {
+    let status;
     try {
       if (browserToken) {
         await call("POST", "/browser-session", { "Qrgate-Browser-Token": browserToken });
         browserToken = null;
       }
-      challenge = await call("GET", "");
+      status = await call("GET", "");
     } catch (error) {
+      await languageReady;
       failed(error);
       if (isTransient(error)) setTimeout(start, RETRY_MS);
       return;
     }
-    view.error.hidden = true;
+    await languageReady;
+    challenge = status;
+    clear(view.error);
     render();
     if (finished) return;
     tickTimer = setInterval(() => {
@@ -380,6 +516,12 @@
     listen();
   }
 
+  view.language.addEventListener("change", () => {
+    saveLanguage(view.language.value);
+    useLanguage(view.language.value);
+  });
+  // The address in full, to type on the phone; the link itself stays relative.
+  view.appLink.textContent = new URL("../app/", location.href).href;
   view.qrImg.addEventListener("error", () => {
     // The code may have just been scanned or rotated: the status tells which.
     if (!finished && challenge) refresh();

@@ -1,0 +1,34 @@
+// The first screen: this phone's accounts (scheme C) and tokens (scheme E).
+import { formatTime, t } from "./shared/i18n.js";
+import { ACCOUNTS, TOKENS, all, persist } from "./shared/store.js";
+import { h, link, show } from "./shared/ui.js";
+
+function entry(href, title, subtitle) {
+  return h("li", {}, h("a", { class: "entry", href },
+    h("span", { class: "entry-title", text: title }),
+    h("span", { class: "entry-sub", text: subtitle })));
+}
+
+export async function homeScreen() {
+  const byLogin = (a, b) => a.login.localeCompare(b.login) || a.issuer.localeCompare(b.issuer);
+  const [accounts, tokens] = (await Promise.all([all(ACCOUNTS), all(TOKENS)]))
+    .map((entries) => entries.sort(byLogin));
+  const items = [
+    ...accounts.map((account) => entry(`#/account/${encodeURIComponent(account.deviceId)}`,
+      account.login, t("home.account", { name: account.name, issuer: account.issuer,
+        since: formatTime(account.createdAt) }))),
+    ...tokens.map((token) => entry(`#/token/${encodeURIComponent(token.tokenId)}`,
+      token.login, t("home.token", { issuer: token.issuer, since: formatTime(token.createdAt) }))),
+  ];
+  const storage = h("p", { class: "note", hidden: true, text: t("home.storage_refused") });
+  show([
+    h("h1", { text: t("home.title") }),
+    items.length
+      ? h("ul", { class: "entries" }, ...items)
+      : h("p", { class: "empty", text: t("home.empty") }),
+    link("home.scan", "#/scan", "button primary"),
+    storage,
+  ]);
+  // Keys live in this browser's storage; if it may evict them, the user must know.
+  if (items.length && !(await persist())) storage.hidden = false;
+}

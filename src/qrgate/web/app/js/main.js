@@ -1,0 +1,51 @@
+// The qrgate phone app: routes between screens, language, offline shell.
+import { homeScreen } from "./home.js";
+import { scanScreen } from "./scan.js";
+import { accountScreen } from "./confirm/account.js";
+import { historyScreen } from "./confirm/history.js";
+import { tokenScreen } from "./txsign/token.js";
+import { LANGS, preferredLanguage, setLanguage, translate } from "./shared/i18n.js";
+import { registerServiceWorker } from "./shared/sw-register.js";
+
+/** Hash routes: "#/name/argument". Codes never travel in the URL (history, screenshots). */
+const ROUTES = {
+  "": homeScreen,
+  scan: scanScreen,
+  history: historyScreen,
+  account: accountScreen,
+  token: tokenScreen,
+};
+
+function route() {
+  const [, name = "", argument = ""] = location.hash.split("/");
+  const screen = ROUTES[name] || homeScreen;
+  for (const tab of document.querySelectorAll(".tabs a")) {
+    const current = tab.getAttribute("href") === `#/${name}`;
+    if (current) tab.setAttribute("aria-current", "page");
+    else tab.removeAttribute("aria-current");
+  }
+  return screen(decodeURIComponent(argument));
+}
+
+async function start() {
+  const select = /** @type {HTMLSelectElement} */ (document.getElementById("qg-lang"));
+  await setLanguage(preferredLanguage());
+  select.value = document.documentElement.lang;
+  translate();
+  select.addEventListener("change", async () => {
+    if (!LANGS.includes(/** @type {any} */ (select.value))) return;
+    await setLanguage(/** @type {any} */ (select.value), true);
+    translate();
+    await route();
+  });
+  window.addEventListener("hashchange", route);
+  // A tap on the tab of the screen already shown starts it afresh (e.g. reopens the camera).
+  document.querySelector(".tabs").addEventListener("click", (event) => {
+    const tab = event.target.closest("a");
+    if (tab && tab.getAttribute("href") === location.hash) route();
+  });
+  registerServiceWorker();
+  await route();
+}
+
+start();

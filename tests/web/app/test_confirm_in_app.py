@@ -1,0 +1,236 @@
+"""Scheme C with the phone app a person holds: a computer shows the waiting page, the phone
+(a second Chromium) scans it with its camera, verifies the code, shows the context and
+decides. Nothing is scripted inside the app: the test only points the camera and taps."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import base45
+import cbor2
+from cryptography.hazmat.primitives.asymmetric import ec
+from playwright.sync_api import Page, expect
+
+from qrgate.cli.admin import rotate_keys
+from qrgate.core.codes import PREFIX
+from qrgate.core.cose import parse_own_sign1, sign1
+from qrgate.qrimage import render_png
+from support.phone_app import WAIT_MS, PhoneApp
+from support.stack import PASSWORD, Stack
+
+
+def start(stack: Stack, **extra: Any) -> dict[str, Any]:
+    return stack.rp.start_confirm(
+        "alice", operation="transfer", amount="2500.00", currency="EUR",
+        source="web/transfers", content="to Bob, invoice 42",
+        requester_ip="198.51.100.20", requester_ua="Firefox on Linux", **extra)
+
+
+def waiting_page(page: Page, started: dict[str, Any]) -> None:
+    page.goto(f"{started['links']['page']}#bt={started['browser_token']}")
+    page.wait_for_function(
+        "() => { const img = document.getElementById('qg-qr-img');"
+        " return img.complete && img.naturalWidth > 0 && img.checkVisibility(); }",
+        timeout=WAIT_MS)
+
+
+def enrol(app: PhoneApp, stack: Stack, login: str = "alice") -> None:
+    app.scan(render_png(stack.rp.start_enrolment(login)["code"]))
+    expect(app.page.locator("#qg-screen h1")).to_have_text("Add an account")
+    assert app.fact("Account") == login
+    app.page.fill("#qg-password", PASSWORD)
+    app.page.fill("#qg-name", "Alice's phone")
+    app.page.get_by_role("button", name="Bind this phone").click()
+    expect(app.page.locator("#qg-screen h1")).to_have_text("Phone bound", timeout=WAIT_MS)
+
+
+def forged(code: str) -> str:
+    """The code with its amount changed and signed again by a key that is not the
+    server's, under the server's key id: what a phisher who copies a code can make."""
+    message, kid = parse_own_sign1(base45.b45decode(code[len(PREFIX):]))
+    claims = cbor2.loads(message.payload)
+    claims[15] = "1.00"
+    impostor = ec.generate_private_key(ec.SECP256R1())
+    raw = sign1(payload=cbor2.dumps(claims, canonical=True), private_key=impostor, kid=kid)
+    return PREFIX + base45.b45encode(raw).decode()
+
+
+def test_enrol_match_the_number_approve_and_deny(
+    app_stack: tuple[Stack, Callable[[], None]], phone_factory: Callable[..., PhoneApp],
+    page: Page,
+) -> None:
+    stack, _ = app_stack
+    app = phone_factory(stack.base_url)
+    app.open()
+    expect(app.page.locator("#qg-screen .empty")).to_be_visible()
+    enrol(app, stack)
+    (device,) = stack.rp.list_devices("alice")
+    assert device["name"] == "Alice's phone" and device["status"] == "active"
+
+    started = start(stack)
+    waiting_page(page, started)
+    app.scan(page.locator("#qg-qr-img").screenshot())  # the QR as the screen shows it
+    expect(app.page.locator("#qg-screen h1")).to_have_text("Confirm this request?")
+    assert app.fact("Operation") == "Transfer"
+    assert app.fact("Amount") == "2500.00 EUR"
+    assert app.fact("Details") == "to Bob, invoice 42"
+    assert app.fact("Service") == "Example Bank · Web banking"
+    assert app.fact("Website") == "https://bank.example"
+    assert app.fact("Requested from") == "Firefox on Linux"
+    assert "198.51.100.20" in app.fact("Place")
+    expect(app.page.locator(".countdown")).to_contain_text("s left")
+    # Decline is the default: it has the focus, Enter on it declines.
+    expect(app.page.get_by_role("button", name="Decline")).to_be_focused()
+    expect(page.locator("#qg-status")).to_have_text("Scanned — confirm on your phone",
+                                                    timeout=WAIT_MS)
+
+    number = page.locator("#qg-number-value").inner_text()
+    for digit in number:  # picked on the app's digit pad
+        app.page.locator(".digit-pad button", has_text=digit).first.click()
+    expect(app.page.locator("#qg-number")).to_have_value(number)
+    app.page.get_by_role("button", name="Approve").click()
+    expect(app.page.locator("#qg-screen h1")).to_have_text("Approved", timeout=WAIT_MS)
+    expect(page.locator("#qg-status")).to_have_text("Approved", timeout=WAIT_MS)
+    assert stack.rp.get_challenge(started["challenge_id"])["state"] == "approved"
+
+    started = start(stack)
+    waiting_page(page, started)
+    app.scan(page.locator("#qg-qr-img").screenshot())
+    expect(app.page.locator("#qg-screen h1")).to_have_text("Confirm this request?")
+    app.page.keyboard.press("Enter")  # on the focused Decline
+    expect(app.page.locator("#qg-screen h1")).to_have_text("Declined", timeout=WAIT_MS)
+    expect(page.locator("#qg-status")).to_have_text("Denied", timeout=WAIT_MS)
+    assert stack.rp.get_challenge(started["challenge_id"])["reason"] == "denied_by_user"
+
+    app.page.locator(".tabs a[href='#/history']").click()
+    items = app.page.locator(".history-item")
+    expect(items).to_have_count(2, timeout=WAIT_MS)
+    app.page.fill("#qg-search", "transfer")  # the server searches its own words
+    expect(items).to_have_count(2, timeout=WAIT_MS)
+    app.page.fill("#qg-search", "no such operation")
+    expect(items).to_have_count(0, timeout=WAIT_MS)
+
+
+def test_a_wrong_number_cancels_and_the_app_says_why(
+    app_stack: tuple[Stack, Callable[[], None]], phone_factory: Callable[..., PhoneApp],
+    page: Page,
+) -> None:
+    stack, _ = app_stack
+    app = phone_factory(stack.base_url)
+    app.open()
+    enrol(app, stack)
+    started = start(stack)
+    waiting_page(page, started)
+    app.scan(page.locator("#qg-qr-img").screenshot())
+    shown = int(page.locator("#qg-number-value").inner_text())
+    app.page.fill("#qg-number", f"{(shown + 1 - 10) % 90 + 10:02d}")
+    app.page.get_by_role("button", name="Approve").click()
+    assert app.refusal_code() == "number_mismatch"
+    expect(page.locator("#qg-status")).to_have_text("Rejected", timeout=WAIT_MS)
+
+
+def test_a_forged_or_expired_code_is_refused_offline_without_a_request(
+    app_stack: tuple[Stack, Callable[[], None]], phone_factory: Callable[..., PhoneApp],
+) -> None:
+    stack, stop = app_stack
+    app = phone_factory(stack.base_url)
+    app.open()
+    enrol(app, stack)
+    genuine = start(stack)["code"]
+    stop()  # no server: whatever the app decides, it decides alone
+
+    before = len(app.api_calls())
+    app.scan(render_png(forged(genuine)))
+    assert app.refusal_code() == "bad_signature"
+    expect(app.page.locator("#qg-screen .error")).to_contain_text("forged")
+    assert app.api_calls()[before:] == []
+
+    # The phone's clock, 10 minutes on (timers still run): the code has expired.
+    app.page.clock.set_system_time(time.time() + 600)
+    app.scan(render_png(genuine))
+    assert app.refusal_code() == "expired"
+    assert app.api_calls()[before:] == []
+
+
+def test_the_app_opens_offline_with_its_accounts(
+    app_stack: tuple[Stack, Callable[[], None]], phone_factory: Callable[..., PhoneApp],
+) -> None:
+    stack, stop = app_stack
+    app = phone_factory(stack.base_url)
+    app.open()
+    enrol(app, stack)
+    app.page.wait_for_function("() => navigator.serviceWorker.controller !== null",
+                               timeout=WAIT_MS)
+    app.page.locator(".tabs a[href='#/']").click()
+    stop()
+    app.page.reload()
+    expect(app.page.locator("#qg-screen h1")).to_have_text("Your accounts", timeout=WAIT_MS)
+    expect(app.page.locator(".entry-title")).to_have_text(["alice"])
+
+
+def test_one_app_holds_two_accounts_and_unbinds_one(
+    app_stack: tuple[Stack, Callable[[], None]], phone_factory: Callable[..., PhoneApp],
+    tmp_path: Path,
+) -> None:
+    stack, _ = app_stack
+    app = phone_factory(stack.base_url)
+    app.open()
+    enrol(app, stack, "alice")
+
+    # Carol has no password: the one-time code shown with her QR confirms. Her QR comes
+    # as a screenshot picked from the phone's photos, not through the camera.
+    enrolment = stack.rp.start_enrolment("carol")
+    picture = tmp_path / "enrolment.png"
+    picture.write_bytes(render_png(enrolment["code"]))
+    app.camera.show_nothing()  # the camera sees no code meanwhile
+    app.page.locator(".tabs a[href='#/scan']").click()
+    app.page.locator("#qg-file").set_input_files(picture)
+    expect(app.page.locator("#qg-screen h1")).to_have_text("Add an account", timeout=WAIT_MS)
+    assert app.fact("Account") == "carol"
+    app.page.fill("#qg-once", enrolment["confirm_code"])
+    app.page.get_by_role("button", name="Bind this phone").click()
+    expect(app.page.locator("#qg-screen h1")).to_have_text("Phone bound", timeout=WAIT_MS)
+
+    # A confirmation for Carol goes to Carol's account; its text pasted, as from a link.
+    started = stack.rp.start_confirm("carol", operation="login")
+    app.page.locator(".tabs a[href='#/scan']").click()
+    app.page.locator(".fallbacks summary").click()
+    app.page.fill("#qg-paste", started["code"])
+    app.page.get_by_role("button", name="Open").click()
+    expect(app.page.locator("#qg-screen h1")).to_have_text("Confirm this request?")
+    assert app.fact("Account") == "carol"
+    app.page.fill("#qg-number", f"{started['number']:02d}")
+    app.page.get_by_role("button", name="Approve").click()
+    expect(app.page.locator("#qg-screen h1")).to_have_text("Approved", timeout=WAIT_MS)
+
+    app.page.locator(".tabs a[href='#/']").click()
+    expect(app.page.locator(".entry-title")).to_have_text(["alice", "carol"])
+    app.page.locator(".entry", has_text="alice").click()
+    expect(app.page.locator(".device-status")).to_have_text("Active", timeout=WAIT_MS)
+    app.page.once("dialog", lambda dialog: dialog.accept())
+    app.page.get_by_role("button", name="Unbind this phone").click()
+    expect(app.page.locator(".entry-title")).to_have_text(["carol"], timeout=WAIT_MS)
+    (alice_device,) = stack.rp.list_devices("alice")
+    assert alice_device["status"] == "unbound"
+    assert stack.rp.list_devices("carol")[0]["status"] == "active"
+
+
+def test_a_code_under_a_rotated_key_makes_the_app_fetch_the_keys_once(
+    app_stack: tuple[Stack, Callable[[], None]], phone_factory: Callable[..., PhoneApp],
+    page: Page,
+) -> None:
+    stack, _ = app_stack
+    app = phone_factory(stack.base_url)
+    app.open()
+    enrol(app, stack)
+    rotate_keys(stack.rt)  # what `qrgate admin keys rotate` runs
+    started = start(stack)
+    before = len(app.api_calls())
+    app.scan(render_png(started["code"]))
+    expect(app.page.locator("#qg-screen h1")).to_have_text("Confirm this request?")
+    fetched = [url for url in app.api_calls()[before:] if url.endswith("/v1/keys")]
+    assert len(fetched) == 1
+    assert app.console_errors == []
