@@ -35,45 +35,26 @@ from qrgate.config import INTEGER_RANGES, Settings
 from qrgate.core.enrolment import read_enrol_code
 from qrgate.core.keyring import PublicKeySet
 from qrgate.errors import InvalidField
+from support.serving import (
+    QRGATE,
+    clean_env,
+    free_port,
+    one_error_line,
+    run_qrgate,
+    wait_until_serving,
+)
 from support.stack import PASSWORD, Stack
 
-QRGATE = [sys.executable, "-m", "qrgate.cli"]
 ISO_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
-
-
-def clean_env(**values: str) -> dict[str, str]:
-    """The test process's environment without any QRGATE_ setting of the developer's."""
-    env = {name: value for name, value in os.environ.items() if not name.startswith("QRGATE_")}
-    return {**env, **values}
-
-
-def run_qrgate(*args: str, cwd: Path, timeout: float = 60,
-               **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*QRGATE, *args], env=clean_env(**env), cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout, check=False)
 
 
 def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
     return CliRunner().invoke(cli, list(args), env=env, prog_name="qrgate")
 
 
-def one_error_line(stderr: str, stdout: str = "") -> str:
-    assert "Traceback" not in stderr + stdout
-    lines = stderr.splitlines()
-    assert len(lines) == 1, stderr
-    assert lines[0].startswith("qrgate: error: "), stderr
-    return lines[0]
-
-
 def failed(result: Result, exit_code: int = 1) -> str:
     assert result.exit_code == exit_code, result.output
     return one_error_line(result.stderr, result.stdout)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # --- 1. no traceback, ever -----------------------------------------------------------------
@@ -286,16 +267,7 @@ def served(tmp_path: Path) -> Iterator[tuple[str, str, subprocess.Popen[str]]]:
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     base_url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base_url}/healthz", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None, server.communicate()
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.2)
+        wait_until_serving(server, f"{base_url}/healthz")
         yield base_url, api_key, server
     finally:
         server.terminate()

@@ -22,7 +22,6 @@ import pytest
 import zxingcpp
 from cryptography import x509
 
-from cli.test_cli_review import QRGATE, clean_env, free_port, one_error_line, run_qrgate
 from qrgate import lan
 from qrgate.cli.serve_start import app_url_lines, phone_reach_warning
 from qrgate.cli.terminal_qr import read_lines
@@ -30,6 +29,14 @@ from qrgate.config import Settings
 from qrgate.dev_tls import CERT_FILE, KEY_FILE, TLS_DIR, certificate_names, ensure_dev_certificate
 from qrgate.errors import InvalidField
 from qrgate.tls import check_pair
+from support.serving import (
+    QRGATE,
+    clean_env,
+    free_port,
+    one_error_line,
+    run_qrgate,
+    wait_until_serving,
+)
 
 BLOCKS = set("█▀▄ ")
 
@@ -65,15 +72,8 @@ def run_server(tmp_path: Path, *args: str, host: str = "127.0.0.1",
             assert time.monotonic() < deadline, "no certificate"
             time.sleep(0.1)
         with https_client(data_dir / TLS_DIR / CERT_FILE) as client:
-            while True:
-                try:
-                    if client.get(f"{local}/healthz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert server.poll() is None, server.communicate()
-                assert time.monotonic() < deadline, "server did not start"
-                time.sleep(0.2)
+            wait_until_serving(server, f"{local}/healthz", get=client.get,
+                               seconds=deadline - time.monotonic())
             app = client.get(f"{local}/app/")
             assert app.status_code == 200
             assert "camera=(self)" in app.headers["permissions-policy"]
@@ -237,15 +237,7 @@ def test_plain_http_on_every_interface_warns(tmp_path: Path) -> None:
         env=clean_env(QRGATE_DATA_DIR=str(tmp_path / "data"), QRGATE_LOG_LEVEL="warning"),
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline
-            time.sleep(0.2)
+        wait_until_serving(server, f"http://127.0.0.1:{port}/healthz")
     finally:
         server.terminate()
         stdout, stderr = server.communicate(timeout=30)

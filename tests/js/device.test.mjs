@@ -5,9 +5,9 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 
+import { b64u, fromB64u, hex } from "../../src/qrgate/web/app/js/shared/bytes.js";
 import {
-  b64u, fromB64u, generateDeviceKey, hex, publicKeyB64u, requestTarget, signingInput,
-  signRequest,
+  generateDeviceKey, publicKeyB64u, requestTarget, signingInput, signRequest,
 } from "../../src/qrgate/web/app/js/shared/device.js";
 
 const DEVICE = JSON.parse(readFileSync(

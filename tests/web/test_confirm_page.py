@@ -18,6 +18,7 @@ from playwright.sync_api import Page, expect
 from qrgate.clients.phone import PhoneSimulator
 from qrgate.clients.relying_party import ApiError
 from qrgate.qrimage import decode_image
+from qrgate.web.pages import STATIC_DIR
 from support.stack import PASSWORD, Stack
 
 WAIT_MS = 5_000
@@ -175,9 +176,13 @@ def test_without_the_token_the_page_explains_and_headers_are_strict(
     expect(page.locator("#qg-error")).to_contain_text("in the same browser", timeout=WAIT_MS)
     assert "not-the-token" not in page.url
 
-    script = httpx.get(f"{stack.base_url}/static/confirm.js")
-    assert script.status_code == 200 and "javascript" in script.headers["content-type"]
-    assert script.headers["x-content-type-options"] == "nosniff"
+    # The page's modules: one served as anything but JavaScript would not run at all.
+    modules = sorted((STATIC_DIR / "confirm").glob("*.js"))
+    assert "main.js" in {module.name for module in modules}
+    for module in modules:
+        script = httpx.get(f"{stack.base_url}/static/confirm/{module.name}")
+        assert script.status_code == 200 and "javascript" in script.headers["content-type"]
+        assert script.headers["x-content-type-options"] == "nosniff"
     for bad_id in ("NOT-AN-ID", "0" * 31, "A" * 32):
         missing = httpx.get(f"{stack.base_url}/confirm/{bad_id}")
         assert missing.status_code == 404

@@ -2,9 +2,9 @@
 yet?" disclosure, in a real Chromium against a real server.
 
 The catalogs (``static/i18n/confirm.<lang>.json``) are checked against what uses them: the
-keys confirm.js and the page's template name, the reasons the server writes into a
-challenge (read from its source, as tests/test_refusal_codes.py reads error codes) and the
-states a challenge can be in. Screenshots at a phone's size (390x844) go to
+keys the page's modules (``static/confirm/``) and its template name, the reasons the server
+writes into a challenge (read from its source, as tests/test_refusal_codes.py reads error
+codes) and the states a challenge can be in. Screenshots at a phone's size (390x844) go to
 tests/web/screenshots/ to be looked at.
 """
 
@@ -30,15 +30,16 @@ from qrgate.clients.phone import PhoneSimulator
 from qrgate.core.confirm import ConfirmState
 from qrgate.errors import ERROR_CODES
 from qrgate.qrimage import decode_image
+from qrgate.web.js_imports import imported_specifiers
 from qrgate.web.pages import _CONFIRM_PAGE, STATIC_DIR
 from support.stack import PASSWORD, Stack
 
 WAIT_MS = 5_000
 LANGUAGES = ("en", "zh-CN")
 SOURCE = Path(qrgate.__file__).parent
-SCRIPT = STATIC_DIR / "confirm.js"
+SCRIPT_DIR = STATIC_DIR / "confirm"  # the page's modules; it loads main.js
 SCREENSHOTS = Path(__file__).parent / "screenshots"
-# Problems the page shows rather than retries (confirm.js isTransient: below 500, not 429),
+# Problems the page shows rather than retries (api.js isTransient: below 500, not 429),
 # from the calls it makes: browser-session, the status, rotate (whose refusals send it to
 # the status instead). Each is met in the browser below.
 PAGE_PROBLEMS = ("challenge_not_found", "wrong_browser", "missing_credentials")
@@ -340,20 +341,38 @@ def test_every_state_and_every_problem_the_page_shows_has_a_message() -> None:
         assert not set(keys) - set(catalog(language)), language
 
 
+def script_modules() -> list[Path]:
+    """The page's modules: main.js and all it imports, which must be every module in the
+    folder (a module nothing loads would lend the check keys the page never uses)."""
+    found: list[Path] = []
+    waiting = [SCRIPT_DIR / "main.js"]
+    while waiting:
+        module = waiting.pop()
+        if module in found:
+            continue
+        found.append(module)
+        for specifier in imported_specifiers(module.read_text(encoding="utf-8")):
+            assert specifier.startswith("./"), (module.name, specifier)
+            waiting.append((module.parent / specifier).resolve())
+    assert set(found) == {path.resolve() for path in SCRIPT_DIR.rglob("*.js")}
+    return sorted(found)
+
+
 def script_source() -> str:
-    """confirm.js without its comments, which quote keys as examples."""
-    return re.sub(r"^\s*//.*$|\s//\s.*$", "", SCRIPT.read_text(), flags=re.MULTILINE)
+    """The page's modules without their comments, which quote keys as examples."""
+    source = "\n".join(path.read_text(encoding="utf-8") for path in script_modules())
+    return re.sub(r"^\s*//.*$|\s//\s.*$", "", source, flags=re.MULTILINE)
 
 
 def script_keys() -> set[str]:
-    """Keys confirm.js names outright: every string literal shaped ``family.name``."""
+    """Keys the page's modules name outright: every string literal shaped ``family.name``."""
     keys = set(re.findall(r'"([a-z]+\.[a-z_]+)"', script_source()))
     assert "state.other" in keys and "countdown.expires_in" in keys
     return keys
 
 
 def script_families() -> set[str]:
-    """Families whose keys confirm.js builds from a code (`reason.${...}`)."""
+    """Families whose keys the page's modules build from a code (`reason.${...}`)."""
     return set(re.findall(r"`([a-z]+)\.\$\{", script_source()))
 
 

@@ -71,7 +71,7 @@ _CONFIRM_PAGE: Final = """<!doctype html>
 <title data-i18n="page.title">Confirm on your phone · qrgate</title>
 <link rel="stylesheet" href="../static/base.css">
 <link rel="stylesheet" href="../static/confirm.css">
-<script src="../static/confirm.js" defer></script>
+<script type="module" src="../static/confirm/main.js"></script>
 </head>
 <body>
 <main id="qg" class="card" data-challenge-id="{challenge_id}" data-code-ttl="{code_ttl}"

@@ -7,10 +7,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import base45
 import cbor2
+import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from playwright.sync_api import Page, expect
 
@@ -20,21 +20,7 @@ from qrgate.core.cose import parse_own_sign1, sign1
 from qrgate.qrimage import render_png
 from support.phone_app import WAIT_MS, PhoneApp
 from support.stack import PASSWORD, Stack
-
-
-def start(stack: Stack, **extra: Any) -> dict[str, Any]:
-    return stack.rp.start_confirm(
-        "alice", operation="transfer", amount="2500.00", currency="EUR",
-        source="web/transfers", content="to Bob, invoice 42",
-        requester_ip="198.51.100.20", requester_ua="Firefox on Linux", **extra)
-
-
-def waiting_page(page: Page, started: dict[str, Any]) -> None:
-    page.goto(f"{started['links']['page']}#bt={started['browser_token']}")
-    page.wait_for_function(
-        "() => { const img = document.getElementById('qg-qr-img');"
-        " return img.complete && img.naturalWidth > 0 && img.checkVisibility(); }",
-        timeout=WAIT_MS)
+from support.waiting_page import open_page, qr_shown, start_transfer
 
 
 def enrol(app: PhoneApp, stack: Stack, login: str = "alice") -> None:
@@ -58,6 +44,17 @@ def forged(code: str) -> str:
     return PREFIX + base45.b45encode(raw).decode()
 
 
+@pytest.fixture
+def alice_app(app_stack: tuple[Stack, Callable[[], None]],
+              phone_factory: Callable[..., PhoneApp]) -> PhoneApp:
+    """Alice's phone with the app open, bound to her account."""
+    stack, _ = app_stack
+    app = phone_factory(stack.base_url)
+    app.open()
+    enrol(app, stack)
+    return app
+
+
 def test_enrol_match_the_number_approve_and_deny(
     app_stack: tuple[Stack, Callable[[], None]], phone_factory: Callable[..., PhoneApp],
     page: Page,
@@ -70,9 +67,9 @@ def test_enrol_match_the_number_approve_and_deny(
     (device,) = stack.rp.list_devices("alice")
     assert device["name"] == "Alice's phone" and device["status"] == "active"
 
-    started = start(stack)
-    waiting_page(page, started)
-    app.scan(page.locator("#qg-qr-img").screenshot())  # the QR as the screen shows it
+    started = start_transfer(stack)
+    open_page(page, started)
+    app.scan(qr_shown(page))  # the QR as the screen shows it
     expect(app.page.locator("#qg-screen h1")).to_have_text("Confirm this request?")
     assert app.fact("Operation") == "Transfer"
     assert app.fact("Amount") == "2500.00 EUR"
@@ -96,9 +93,9 @@ def test_enrol_match_the_number_approve_and_deny(
     expect(page.locator("#qg-status")).to_have_text("Approved", timeout=WAIT_MS)
     assert stack.rp.get_challenge(started["challenge_id"])["state"] == "approved"
 
-    started = start(stack)
-    waiting_page(page, started)
-    app.scan(page.locator("#qg-qr-img").screenshot())
+    started = start_transfer(stack)
+    open_page(page, started)
+    app.scan(qr_shown(page))
     expect(app.page.locator("#qg-screen h1")).to_have_text("Confirm this request?")
     app.page.keyboard.press("Enter")  # on the focused Decline
     expect(app.page.locator("#qg-screen h1")).to_have_text("Declined", timeout=WAIT_MS)
@@ -115,31 +112,30 @@ def test_enrol_match_the_number_approve_and_deny(
 
 
 def test_a_wrong_number_cancels_and_the_app_says_why(
-    app_stack: tuple[Stack, Callable[[], None]], phone_factory: Callable[..., PhoneApp],
+    app_stack: tuple[Stack, Callable[[], None]], alice_app: PhoneApp,
     page: Page,
 ) -> None:
     stack, _ = app_stack
-    app = phone_factory(stack.base_url)
-    app.open()
-    enrol(app, stack)
-    started = start(stack)
-    waiting_page(page, started)
-    app.scan(page.locator("#qg-qr-img").screenshot())
+    app = alice_app
+    started = start_transfer(stack)
+    open_page(page, started)
+    app.scan(qr_shown(page))
     shown = int(page.locator("#qg-number-value").inner_text())
     app.page.fill("#qg-number", f"{(shown + 1 - 10) % 90 + 10:02d}")
+    app.page.press("#qg-number", "Enter")  # decides nothing: only a pressed button does
+    expect(app.page.locator("#qg-screen h1")).to_have_text("Confirm this request?")
+    assert stack.rp.get_challenge(started["challenge_id"])["state"] == "scanned"
     app.page.get_by_role("button", name="Approve").click()
     assert app.refusal_code() == "number_mismatch"
     expect(page.locator("#qg-status")).to_have_text("Rejected", timeout=WAIT_MS)
 
 
 def test_a_forged_or_expired_code_is_refused_offline_without_a_request(
-    app_stack: tuple[Stack, Callable[[], None]], phone_factory: Callable[..., PhoneApp],
+    app_stack: tuple[Stack, Callable[[], None]], alice_app: PhoneApp,
 ) -> None:
     stack, stop = app_stack
-    app = phone_factory(stack.base_url)
-    app.open()
-    enrol(app, stack)
-    genuine = start(stack)["code"]
+    app = alice_app
+    genuine = start_transfer(stack)["code"]
     stop()  # no server: whatever the app decides, it decides alone
 
     before = len(app.api_calls())
@@ -156,12 +152,10 @@ def test_a_forged_or_expired_code_is_refused_offline_without_a_request(
 
 
 def test_the_app_opens_offline_with_its_accounts(
-    app_stack: tuple[Stack, Callable[[], None]], phone_factory: Callable[..., PhoneApp],
+    app_stack: tuple[Stack, Callable[[], None]], alice_app: PhoneApp,
 ) -> None:
-    stack, stop = app_stack
-    app = phone_factory(stack.base_url)
-    app.open()
-    enrol(app, stack)
+    _, stop = app_stack
+    app = alice_app
     app.page.wait_for_function("() => navigator.serviceWorker.controller !== null",
                                timeout=WAIT_MS)
     app.page.locator(".tabs a[href='#/']").click()
@@ -219,15 +213,13 @@ def test_one_app_holds_two_accounts_and_unbinds_one(
 
 
 def test_a_code_under_a_rotated_key_makes_the_app_fetch_the_keys_once(
-    app_stack: tuple[Stack, Callable[[], None]], phone_factory: Callable[..., PhoneApp],
+    app_stack: tuple[Stack, Callable[[], None]], alice_app: PhoneApp,
     page: Page,
 ) -> None:
     stack, _ = app_stack
-    app = phone_factory(stack.base_url)
-    app.open()
-    enrol(app, stack)
+    app = alice_app
     rotate_keys(stack.rt)  # what `qrgate admin keys rotate` runs
-    started = start(stack)
+    started = start_transfer(stack)
     before = len(app.api_calls())
     app.scan(render_png(started["code"]))
     expect(app.page.locator("#qg-screen h1")).to_have_text("Confirm this request?")

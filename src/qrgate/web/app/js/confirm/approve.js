@@ -43,7 +43,11 @@ function amountText(scene) {
 /** Two-digit number matching: typed, or picked on the digit pad under the field. */
 function numberField() {
   const input = h("input", { id: "qg-number", inputmode: "numeric", pattern: "[0-9]{2}",
-    maxlength: 2, autocomplete: "off" });
+    maxlength: 2, autocomplete: "off", on: { keydown: (event) => {
+      // Enter here would submit with the form's first button, Decline: a person who typed
+      // the number and pressed Enter meant neither. Only a pressed button decides.
+      if (event.key === "Enter") event.preventDefault();
+    } } });
   const pad = h("div", { class: "digit-pad", role: "group", "aria-label": t("approve.pad") },
     ...[1, 2, 3, 4, 5, 6, 7, 8, 9, 0].map((digit) => h("button", { type: "button",
       text: String(digit), on: { click: () => {
@@ -66,7 +70,6 @@ function contextScreen(account, context) {
   let stopCountdown = () => {};
   const form = h("form", { class: "decide", on: { submit: async (event) => {
     event.preventDefault();
-    // Enter in the number field must not approve: only a pressed Approve does.
     const choice = event.submitter === approve ? "approve" : "deny";
     const body = { decision: choice };
     if (choice === "approve" && number) {

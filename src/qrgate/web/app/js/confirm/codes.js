@@ -3,7 +3,7 @@
 // qrgate.core.enrolment.read_enrol_code read them. Every claim is type-checked after the
 // signature: a field of the wrong type is malformed_code, never shown.
 import { CodeType, verifyCode } from "../shared/codes.js";
-import { hex } from "../shared/device.js";
+import { hex } from "../shared/bytes.js";
 import { CodeError } from "../shared/errors.js";
 
 const CHALLENGE_ID_BYTES = 16;

@@ -11,7 +11,7 @@
 // Base45, COSE structure, key id, signature, claims structure, code type, validity window.
 import { decode as unbase45 } from "./base45.js";
 import { Tagged, decodeStrict, encodeCanonical } from "./cbor.js";
-import { fromB64u, hex } from "./device.js";
+import { concat, fromB64u, hex } from "./bytes.js";
 import { CodeError } from "./errors.js";
 
 /** The code types (claim 1), as qrgate.core.codes.CodeType. */
@@ -294,15 +294,4 @@ function jwkBytes(value, field) {
 /** @param {unknown} value @returns {value is Record<string, unknown>} */
 function isObject(value) {
   return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-/** @param {...Uint8Array} parts */
-function concat(...parts) {
-  const joined = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    joined.set(part, offset);
-    offset += part.length;
-  }
-  return joined;
 }

@@ -2,7 +2,7 @@
 // them: headers Qrgate-Device, Qrgate-Timestamp and Qrgate-Signature, the signature being
 // base64url (no padding) of the raw r||s ES256 signature, low S, over
 // "QGDEV1\nMETHOD\nTARGET\nTIMESTAMP\nDEVICE_ID\nsha256hex(body)".
-import { CodeError } from "./errors.js";
+import { b64u, hex } from "./bytes.js";
 
 const ECDSA_P256 = { name: "ECDSA", namedCurve: "P-256" };
 const ES256 = { name: "ECDSA", hash: "SHA-256" };
@@ -70,37 +70,4 @@ export async function signRequest({ privateKey, method, target, timestamp, devic
     }
   }
   return b64u(raw);
-}
-
-/**
- * base64url without padding (RFC 7515).
- * @param {Uint8Array} bytes
- * @returns {string}
- */
-export function b64u(bytes) {
-  return btoa(Array.from(bytes, (byte) => String.fromCharCode(byte)).join(""))
-    .replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-}
-
-/**
- * base64url as the server reads it: only the URL-safe alphabet, no padding; unused
- * trailing bits are ignored. Throws CodeError `malformed` otherwise.
- * @param {string} text
- * @returns {Uint8Array}
- */
-export function fromB64u(text) {
-  if (typeof text !== "string" || !/^[A-Za-z0-9_-]*$/.test(text) || text.length % 4 === 1) {
-    throw new CodeError("malformed", "not a base64url string");
-  }
-  const binary = atob(text.replace(/-/g, "+").replace(/_/g, "/"));
-  return Uint8Array.from(binary, (char) => char.charCodeAt(0));
-}
-
-/**
- * Lowercase hex, as Python's bytes.hex().
- * @param {Uint8Array} bytes
- * @returns {string}
- */
-export function hex(bytes) {
-  return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
 }

@@ -9,7 +9,7 @@
 // that carries only its digest.
 import { CodeType, verifyCode } from "../shared/codes.js";
 import { encodeCanonical } from "../shared/cbor.js";
-import { hex } from "../shared/device.js";
+import { hex } from "../shared/bytes.js";
 import { CodeError } from "../shared/errors.js";
 
 const DOMAIN_TEXT = "qrgate-txsign-text-1";

@@ -7,7 +7,7 @@
 // with G one of 1..59S, 1..59M, 1..48H (errata 3729). Refused as bad_ocra_suite, as on the
 // server: truncation 0, bare P/S/T defaults, parts out of order. Inputs that do not fit the
 // suite are bad_ocra_input. H questions are whole bytes; session text is nnn ASCII characters.
-import { hex } from "../shared/device.js";
+import { concat, hex } from "../shared/bytes.js";
 import { CodeError } from "../shared/errors.js";
 
 const SUITE = new RegExp(
@@ -145,7 +145,7 @@ export async function respond({
   } else if (timeStep !== null) {
     throw new CodeError("bad_ocra_input", "suite has no time step");
   }
-  const mac = new Uint8Array(await crypto.subtle.sign("HMAC", key, concat(parts)));
+  const mac = new Uint8Array(await crypto.subtle.sign("HMAC", key, concat(...parts)));
   return truncate(mac, parsed.digits);
 }
 
@@ -231,15 +231,4 @@ function truncate(mac, digits) {
 /** @param {string} text even-length hex */
 function fromHex(text) {
   return Uint8Array.from(text.match(/../g), (pair) => parseInt(pair, 16));
-}
-
-/** @param {Uint8Array[]} parts */
-function concat(parts) {
-  const joined = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    joined.set(part, offset);
-    offset += part.length;
-  }
-  return joined;
 }
