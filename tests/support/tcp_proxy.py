@@ -41,11 +41,7 @@ class TcpProxy:
             with contextlib.suppress(OSError):
                 listener.shutdown(socket.SHUT_RDWR)
             listener.close()
-        for sock in doomed:
-            with contextlib.suppress(OSError):
-                # RST, not FIN: the peer sees the connection broken, as on a crash.
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                sock.close()
+        _reset(*doomed)
 
     def close(self) -> None:
         self.cut()
@@ -60,7 +56,13 @@ class TcpProxy:
                     client.close()
                     continue
                 with self._lock:
-                    self._sockets |= {client, upstream}
+                    # Accepted while cut() ran: it must not outlive the cut it raced.
+                    cut = self._listener is not listener
+                    if not cut:
+                        self._sockets |= {client, upstream}
+                if cut:
+                    _reset(client, upstream)
+                    return
                 for source, sink in ((client, upstream), (upstream, client)):
                     threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
 
@@ -71,6 +73,19 @@ class TcpProxy:
         for sock in (source, sink):
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
+
+
+def _reset(*sockets: socket.socket) -> None:
+    for sock in sockets:
+        with contextlib.suppress(OSError):
+            # RST, not FIN: the peer sees the connection broken, as on a crash.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        with contextlib.suppress(OSError):
+            # close() alone does not end a connection while a pump thread is blocked in
+            # recv() on it (the kernel socket lives on): a query in flight at the cut then
+            # waited for ever. shutdown() wakes those threads and ends it for the peer.
+            sock.shutdown(socket.SHUT_RDWR)
+        sock.close()
 
 
 @contextlib.contextmanager

@@ -176,13 +176,15 @@ def test_without_the_token_the_page_explains_and_headers_are_strict(
     expect(page.locator("#qg-error")).to_contain_text("in the same browser", timeout=WAIT_MS)
     assert "not-the-token" not in page.url
 
-    # The page's modules: one served as anything but JavaScript would not run at all.
+    # The page's modules: one served as anything but JavaScript would not run at all, and
+    # none names another site (the policy would refuse it anyway).
     modules = sorted((STATIC_DIR / "confirm").glob("*.js"))
     assert "main.js" in {module.name for module in modules}
     for module in modules:
         script = httpx.get(f"{stack.base_url}/static/confirm/{module.name}")
         assert script.status_code == 200 and "javascript" in script.headers["content-type"]
         assert script.headers["x-content-type-options"] == "nosniff"
+        assert "://" not in script.text, module.name
     for bad_id in ("NOT-AN-ID", "0" * 31, "A" * 32):
         missing = httpx.get(f"{stack.base_url}/confirm/{bad_id}")
         assert missing.status_code == 404

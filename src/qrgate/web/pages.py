@@ -1,6 +1,6 @@
 """Pages that qrgate hosts for people: the waiting page of scheme C (``/confirm/{id}``).
 
-The page is a static shell; its script (``static/confirm.js``) does the work in the
+The page is a static shell; its script (``static/confirm/``) does the work in the
 browser. It learns the browser-binding secret from the URL fragment, which never reaches a
 server or a log, trades it for an HttpOnly cookie and from then on uses only the cookie.
 

@@ -19,7 +19,7 @@ from qrgate.core.codes import PREFIX
 from qrgate.core.cose import parse_own_sign1, sign1
 from qrgate.qrimage import render_png
 from support.phone_app import WAIT_MS, PhoneApp
-from support.stack import PASSWORD, Stack
+from support.stack import PASSWORD, Stack, serve_stack
 from support.waiting_page import open_page, qr_shown, start_transfer
 
 
@@ -226,3 +226,21 @@ def test_a_code_under_a_rotated_key_makes_the_app_fetch_the_keys_once(
     fetched = [url for url in app.api_calls()[before:] if url.endswith("/v1/keys")]
     assert len(fetched) == 1
     assert app.console_errors == []
+
+
+def test_a_code_from_a_node_with_another_issuer_is_refused_on_the_phone(
+    app_stack: tuple[Stack, Callable[[], None]], alice_app: PhoneApp, tmp_path: Path,
+    database_url: str,
+) -> None:
+    stack, _ = app_stack
+    misconfigured, close = serve_stack(home=tmp_path, database_url=database_url,
+                                       clock=stack.clock, join=stack, issuer="qrgate-staging")
+    misconfigured.rt.clock = time.time
+    try:
+        started = start_transfer(misconfigured)
+    finally:
+        close()
+    before = len(alice_app.api_calls())
+    alice_app.scan(render_png(started["code"]))
+    assert alice_app.refusal_code() == "wrong_issuer"
+    assert alice_app.api_calls()[before:] == []

@@ -26,6 +26,8 @@ export async function approveScreen(text) {
     measureFromFrame("qrgate:frame-to-verified", false);
     account = await accountFor(code);
     if (!account) throw new CodeError("not_enrolled_here");
+    // The server refuses it too; saying so here sends nothing to a misconfigured node.
+    if (code.issuer !== account.issuer) throw new CodeError("wrong_issuer");
     context = await signedCall(account, "POST", "/v1/confirm/scan", { code: text });
   } catch (error) {
     refusedScreen(TITLE, error);

@@ -26,6 +26,7 @@ export async function signScreen(codeText) {
     token = tokens.find((one) => one.login === challenge.transaction.text.account);
     if (!token) throw new CodeError(tokens.length ? "wrong_user" : "no_token");
     if (token.suite !== challenge.suite) throw new CodeError("bad_ocra_suite");
+    if (challenge.issuer !== token.issuer) throw new CodeError("wrong_issuer");
   } catch (error) {
     refusedScreen("sign.title", error);
     return;
