@@ -3,14 +3,26 @@ relying party, the page opened with its browser token, the QR code it shows."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from playwright.sync_api import Page
 
+from qrgate.clients.phone import PhoneSimulator
 from qrgate.qrimage import decode_image
-from support.stack import Stack
+from support.stack import PASSWORD, Stack
 
 WAIT_MS = 5_000
+
+
+def realtime(stack: Stack, login: str = "alice") -> PhoneSimulator:
+    """Put the server on the real clock (the page counts down in real time) and bind a
+    phone that uses it too."""
+    stack.rt.clock = time.time
+    phone = PhoneSimulator(stack.base_url, name="test phone", clock=time.time)
+    stack.closers.append(phone.close)
+    phone.enrol(stack.rp.start_enrolment(login)["code"], password=PASSWORD)
+    return phone
 
 
 def start_transfer(stack: Stack, **extra: Any) -> dict[str, Any]:

@@ -7,19 +7,16 @@ counts down and rotates in real time, so the server and the phone use the real c
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from typing import Any
 
 import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from qrgate.clients.phone import PhoneSimulator
 from qrgate.clients.relying_party import ApiError
-from qrgate.qrimage import decode_image
 from qrgate.web.pages import STATIC_DIR
-from support.stack import PASSWORD, Stack
+from support.stack import Stack
+from support.waiting_page import open_page, realtime, scanned_qr, start_transfer
 
 WAIT_MS = 5_000
 SECURITY_HEADERS = {
@@ -28,37 +25,6 @@ SECURITY_HEADERS = {
     "cache-control": "no-store",
     "x-content-type-options": "nosniff",
 }
-
-
-def realtime(stack: Stack, login: str = "alice") -> PhoneSimulator:
-    """Put the server on the real clock and bind a phone that uses it too."""
-    stack.rt.clock = time.time
-    phone = PhoneSimulator(stack.base_url, name="test phone", clock=time.time)
-    stack.closers.append(phone.close)
-    phone.enrol(stack.rp.start_enrolment(login)["code"], password=PASSWORD)
-    return phone
-
-
-def start(stack: Stack, **extra: Any) -> dict[str, Any]:
-    return stack.rp.start_confirm(
-        "alice", operation="transfer", amount="2500.00", currency="EUR",
-        source="web/transfers", content="to Bob, invoice 42",
-        requester_ip="198.51.100.20", requester_ua="Firefox on Linux", **extra)
-
-
-def open_page(page: Page, started: dict[str, Any]) -> None:
-    page.goto(f"{started['links']['page']}#bt={started['browser_token']}")
-
-
-def scanned_qr(page: Page) -> str:
-    """The text of the QR code as the browser shows it: a screenshot, really decoded."""
-    page.wait_for_function(
-        "() => { const img = document.getElementById('qg-qr-img');"
-        " return img.complete && img.naturalWidth > 0 && img.checkVisibility(); }",
-        timeout=WAIT_MS)
-    found = decode_image(page.locator("#qg-qr-img").screenshot())
-    assert len(found) == 1, "the page should show exactly one readable QR code"
-    return found[0].text
 
 
 def shown_seq(page: Page) -> str:
@@ -76,7 +42,7 @@ def policy_violations(page: Page) -> list[str]:
 def test_whole_flow_shows_number_and_pushed_approval(stack: Stack, page: Page) -> None:
     phone = realtime(stack)
     violations = policy_violations(page)
-    started = start(stack, number_matching=True)
+    started = start_transfer(stack, number_matching=True)
     status_url = started["links"]["self"]
     status_reads: list[str] = []
     page.on("request", lambda request: status_reads.append(request.url)
@@ -121,7 +87,7 @@ def test_page_rotates_the_code_and_the_old_one_dies(
 ) -> None:
     stack = stack_factory(code_ttl=10)
     phone = realtime(stack)
-    started = start(stack)
+    started = start_transfer(stack)
     open_page(page, started)
     first = scanned_qr(page)
     first_seq = shown_seq(page)
@@ -149,7 +115,7 @@ def test_without_the_token_the_page_explains_and_headers_are_strict(
     stack: Stack, page: Page
 ) -> None:
     realtime(stack)
-    started = start(stack)
+    started = start_transfer(stack)
 
     response = page.goto(started["links"]["page"])
     assert response is not None and response.status == 200
@@ -196,7 +162,7 @@ def test_denial_is_shown_as_denied_even_without_the_event_stream(
     stack: Stack, page: Page
 ) -> None:
     phone = realtime(stack)
-    started = start(stack)
+    started = start_transfer(stack)
     # A proxy that breaks event streams: the page must fall back to polling.
     page.route("**/events", lambda route: route.abort())
     open_page(page, started)

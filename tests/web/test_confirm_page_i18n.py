@@ -14,25 +14,23 @@ import ast
 import base64
 import json
 import re
-import time
 from collections.abc import Iterator
 from functools import cache
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 import qrgate
-from qrgate.clients.phone import PhoneSimulator
 from qrgate.core.confirm import ConfirmState
 from qrgate.errors import ERROR_CODES
 from qrgate.qrimage import decode_image
 from qrgate.web.js_imports import imported_specifiers
 from qrgate.web.pages import _CONFIRM_PAGE, STATIC_DIR
-from support.stack import PASSWORD, Stack
+from support.stack import Stack
+from support.waiting_page import open_page, realtime, scanned_qr, start_transfer
 
 WAIT_MS = 5_000
 LANGUAGES = ("en", "zh-CN")
@@ -77,36 +75,6 @@ def phone_page(phone_context: BrowserContext) -> Page:
     return phone_context.new_page()
 
 
-def realtime(stack: Stack) -> PhoneSimulator:
-    """The server on the real clock (the page counts down in real time) and alice's phone."""
-    stack.rt.clock = time.time
-    phone = PhoneSimulator(stack.base_url, name="test phone", clock=time.time)
-    stack.closers.append(phone.close)
-    phone.enrol(stack.rp.start_enrolment("alice")["code"], password=PASSWORD)
-    return phone
-
-
-def start(stack: Stack, **extra: Any) -> dict[str, Any]:
-    return stack.rp.start_confirm(
-        "alice", operation="transfer", amount="2500.00", currency="EUR",
-        source="web/transfers", content="to Bob, invoice 42", requester_ip="198.51.100.20",
-        requester_ua="Firefox on Linux", **extra)
-
-
-def open_page(page: Page, started: dict[str, Any]) -> None:
-    page.goto(f"{started['links']['page']}#bt={started['browser_token']}")
-
-
-def shown_qr(page: Page) -> str:
-    """The confirmation code as the browser shows it: a screenshot, really decoded."""
-    page.wait_for_function(
-        "() => { const img = document.getElementById('qg-qr-img');"
-        " return img.complete && img.naturalWidth > 0 && img.checkVisibility(); }",
-        timeout=WAIT_MS)
-    (found,) = decode_image(page.locator("#qg-qr-img").screenshot())
-    return found.text
-
-
 def screenshot(page: Page, name: str) -> None:
     SCREENSHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
@@ -126,7 +94,7 @@ def test_the_page_speaks_the_browsers_language_from_waiting_to_approved(
     page = phone_page
     phone = realtime(stack)
     violations = policy_violations(page)
-    started = start(stack, number_matching=True)
+    started = start_transfer(stack, number_matching=True)
     open_page(page, started)
 
     status = page.locator("#qg-status")
@@ -149,7 +117,7 @@ def test_the_page_speaks_the_browsers_language_from_waiting_to_approved(
     screenshot(page, f"confirm-{language}-no-app-yet")
     page.locator("#qg-get-app summary").click()
 
-    phone.scan_text(shown_qr(page))
+    phone.scan_text(scanned_qr(page))
     expect(status).to_have_text(text(language, "state.scanned"), timeout=WAIT_MS)
     expect(page.locator("#qg-get-app")).to_be_hidden()
     phone.decide(started["challenge_id"], approve=True, number=started["number"])
@@ -163,12 +131,12 @@ def test_the_page_speaks_the_browsers_language_from_waiting_to_approved(
 def test_a_chinese_browser_reads_the_denial_in_chinese(stack: Stack, phone_page: Page) -> None:
     page = phone_page
     phone = realtime(stack)
-    started = start(stack)
+    started = start_transfer(stack)
     open_page(page, started)
     status = page.locator("#qg-status")
     expect(status).to_have_text("请用手机上的 qrgate 应用扫描", timeout=WAIT_MS)
 
-    phone.scan_text(shown_qr(page))
+    phone.scan_text(scanned_qr(page))
     expect(status).to_have_text("已扫描，请在手机上确认", timeout=WAIT_MS)
     phone.decide(started["challenge_id"], approve=False)
     expect(status).to_have_text("已拒绝", timeout=WAIT_MS)
@@ -179,7 +147,7 @@ def test_the_switch_changes_the_language_and_is_remembered(stack: Stack,
                                                           phone_page: Page) -> None:
     page = phone_page
     realtime(stack)
-    started = start(stack)
+    started = start_transfer(stack)
     open_page(page, started)
     status = page.locator("#qg-status")
     expect(status).to_have_text(text("en", "state.pending"), timeout=WAIT_MS)
@@ -206,7 +174,7 @@ def test_without_catalogs_the_page_still_shows_the_code_and_the_result(
         stack: Stack, phone_page: Page) -> None:
     page = phone_page
     phone = realtime(stack)
-    started = start(stack)
+    started = start_transfer(stack)
     # The Chinese catalog first, to see English stand in for it; then none at all.
     page.route("**/i18n/confirm.zh-CN.json", lambda route: route.abort())
     open_page(page, started)
@@ -219,7 +187,7 @@ def test_without_catalogs_the_page_still_shows_the_code_and_the_result(
     # The template's English, and the codes as words where the script would speak.
     expect(status).to_have_text("pending", timeout=WAIT_MS)
     expect(page.locator("#qg-title")).to_have_text(text("en", "page.heading"))
-    phone.scan_text(shown_qr(page))
+    phone.scan_text(scanned_qr(page))
     phone.decide(started["challenge_id"], approve=False)
     expect(status).to_have_text("denied", timeout=WAIT_MS)
     expect(page.locator("#qg-reason")).to_have_text("denied by user")
@@ -230,7 +198,7 @@ def test_problems_the_page_meets_are_explained_in_chinese(stack: Stack,
                                                           phone_page: Page) -> None:
     page = phone_page
     realtime(stack)
-    started = start(stack)
+    started = start_transfer(stack)
     page_url = started["links"]["page"]
     error = page.locator("#qg-error")
     opened = {
@@ -251,9 +219,9 @@ def test_the_app_qr_shows_only_in_its_disclosure_and_scans_to_the_app(
         stack: Stack, phone_page: Page) -> None:
     page = phone_page
     realtime(stack)
-    open_page(page, start(stack))
+    open_page(page, start_transfer(stack))
     app_url = f"{stack.rt.settings.public_url}/app/"
-    shown_qr(page)
+    scanned_qr(page)
     expect(page.locator("#qg-get-app")).to_be_visible()
     expect(page.locator("#qg-app-qr")).to_be_hidden()
     # Closed, the page holds one code to scan: the confirmation's.
