@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from playwright.sync_api import expect
+from playwright.sync_api import Route, expect
 
 from qrgate.clients.token import SoftToken
 from qrgate.qrimage import render_png
 from support.phone_app import WAIT_MS, PhoneApp
 from support.stack import Stack
-from support.txsign import server_keys
+from support.txsign import Platform, server_keys
 
 
 def add_token(app: PhoneApp, stack: Stack, login: str) -> None:
@@ -89,3 +89,45 @@ def test_a_token_signs_only_its_own_account(
     other = stack.rp.start_transaction("bob", demand="pay 5.00 EUR")
     app.scan(stack.rp.transaction_png(other["transaction_id"], "challenge"))
     assert app.refusal_code() == "wrong_user"
+
+
+def test_a_chain_too_long_for_its_texts_is_checked_against_the_fetched_texts(
+    app_stack: tuple[Stack, Callable[[], None]], phone_factory: Callable[..., PhoneApp],
+) -> None:
+    """Links that carry only their text's digest and URL: the phone fetches each text and
+    shows it only if it hashes to the signed digest."""
+    stack, _ = app_stack
+    platform = Platform(stack)
+    alice = SoftToken.enrol(stack.rp.enrol_token("alice")["code"], server_keys=server_keys(stack))
+    bob = SoftToken.enrol(stack.rp.enrol_token("bob")["code"], server_keys=server_keys(stack))
+    first = platform.start("alice", demand="wire " + "p" * 195, comment="c" * 200)
+    signed = platform.respond(first["transaction_id"], alice.sign(first["challenge_code"]))
+    second = platform.start("bob", demand="d" * 200, comment="e" * 200,
+                            parent_code=signed["chain_code"])
+    platform.respond(second["transaction_id"], bob.sign(second["challenge_code"]))
+
+    app = phone_factory(stack.base_url)
+    app.open()
+    app.scan(platform.image(second["transaction_id"], "chain"))
+    expect(app.page.locator("#qg-chain-verdict")).to_contain_text("Transactions in the chain: 2")
+    links = app.page.locator(".chain .link")
+    expect(links).to_have_count(2)
+    expect(links.nth(0)).to_contain_text("wire " + "p" * 195)
+    expect(links.nth(1)).to_contain_text("e" * 200)
+    for index in range(2):
+        expect(links.nth(index)).to_have_attribute("data-verified", "yes")
+    fetched = [url for url in app.api_calls() if url.endswith("/text")]
+    assert len(fetched) == 2
+
+    # A text changed on its way (a hostile proxy, a tampered server) is refused, not shown.
+    def altered(route: Route) -> None:
+        text = route.fetch().json()
+        route.fulfill(json={**text, "comment": text["comment"] + "!"})
+
+    app.page.route("**/text", altered)
+    app.scan(platform.image(second["transaction_id"], "chain"))
+    expect(app.page.locator("#qg-chain-verdict")).to_contain_text("could not be checked")
+    for index in range(2):
+        expect(links.nth(index)).to_have_attribute("data-verified", "partly")
+        expect(links.nth(index).locator(".error")).to_have_attribute("data-code",
+                                                                   "text_mismatch")

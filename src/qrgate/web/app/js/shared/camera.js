@@ -39,9 +39,10 @@ export async function scan(video, onText) {
     audio: false,
     video: { facingMode: "environment", width: { ideal: 1280 }, height: { ideal: 720 } },
   });
-  video.srcObject = stream;
+  // iOS Safari plays a camera inline (not full screen) only if told before it starts.
   video.setAttribute("playsinline", "");
   video.muted = true;
+  video.srcObject = stream;
   await video.play();
   const canvas = document.createElement("canvas");
   const context = canvas.getContext("2d", { willReadFrequently: true });

@@ -45,10 +45,14 @@ export async function chainScreen(codeText) {
     return;
   }
   const links = await Promise.all(chain.links.map(linkView));
+  // The signature and the links held; a text that could not be fetched or checked leaves
+  // that link's content unproven, and the verdict must not claim more.
+  const whole = links.every((view) => view.dataset.verified === "yes");
+  const params = { count: chain.links.length, issuer: chain.issuer };
   show([
     h("h1", { text: t("chain.title") }),
-    h("p", { class: "verified", id: "qg-chain-verdict",
-      text: t("chain.verified", { count: chain.links.length, issuer: chain.issuer }) }),
+    h("p", { class: whole ? "verified" : "note", id: "qg-chain-verdict",
+      text: t(whole ? "chain.verified" : "chain.partly", params) }),
     h("ol", { class: "chain" }, ...links),
     link("nav.home", "#/", "button primary"),
   ]);
