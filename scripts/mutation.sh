@@ -20,6 +20,7 @@
 #   PYTHON              default .venv/bin/python
 #   MUTATION_NICE       default 15
 #   MUTATION_CHILDREN   mutants run at once, default 1
+#   MUTATION_REPORT=1   only print the results of the last run (nothing is run)
 #   MUTATION_RESUME=1   keep the results of the last run (an interrupted one, or one before
 #                       new tests), run the mutants it did not reach, then try again those
 #                       it did not kill that a new test could (not the explained,
@@ -95,7 +96,7 @@ def prepare(group: str) -> Path:
     [tool.mutmut] (mutmut reads its settings from the working directory only)."""
     spec = groups[group]
     workdir = WORK / group
-    if workdir.exists() and os.environ.get("MUTATION_RESUME") != "1":
+    if workdir.exists() and os.environ.get("MUTATION_RESUME") != "1" and not REPORT_ONLY:
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     for name in ("src", "tests"):
@@ -325,6 +326,7 @@ def worth_retrying(workdir: Path, modules: list[str]) -> list[str]:
     return keys
 
 
+REPORT_ONLY = os.environ.get("MUTATION_REPORT") == "1"
 failures: list[str] = []
 started = time.monotonic()
 for group, modules in wanted.items():
@@ -334,11 +336,16 @@ for group, modules in wanted.items():
     (workdir / "mutmut.log").write_text("")
     whole = modules == list(groups[group]["modules"])
     begin = time.monotonic()
+    if REPORT_ONLY:
+        failures += report(group, workdir, modules)
+        continue
+    # Only what earlier runs left alive is worth another try (tests may have changed
+    # since); what this run leaves alive, it just tried against today's tests.
+    earlier = set(worth_retrying(workdir, modules)) if os.environ.get(
+        "MUTATION_RESUME") == "1" else set()
     mutmut_run(group, workdir, [] if whole else [f"{dotted(path)}.*" for path in modules])
-    if os.environ.get("MUTATION_RESUME") == "1" and (
-            survivors := worth_retrying(workdir, modules)):
-        # Kept results stand for killed mutants; the others are tried again, against
-        # tests that may have changed since.
+    if survivors := sorted(earlier & set(worth_retrying(workdir, modules))):
+        # Kept results stand for killed mutants; the others are tried again.
         print(f"   trying {len(survivors)} mutants again that earlier runs did not kill")
         mutmut_run(group, workdir, survivors)
     print(f"   ({(time.monotonic() - begin) / 60:.1f} min)")

@@ -13,6 +13,7 @@ import pytest
 
 from qrgate.accounts import directory
 from qrgate.clients.token import SoftToken
+from qrgate.errors import InvalidField
 from qrgate.freeze import FROZEN_REASON, set_user_frozen
 from qrgate.storage.audit import search_audit
 from qrgate.txsign import platform as transactions
@@ -277,3 +278,110 @@ def test_a_freeze_at_the_expiry_instant_leaves_the_transaction_expired(stack: St
     after = stored_transaction(stack, started["transaction_id"])
     assert after.reason != FROZEN_REASON
     assert after.effective_state(stack.clock()) == "expired"
+
+
+# --- one token's life never touches another's ---------------------------------------------
+
+
+def pending_token(stack: Stack, platform: Platform, login: str) -> tuple[SoftToken, str]:
+    """A token enrolled and not activated yet, and its activation answer."""
+    enrolment = platform.call("POST", "/v1/txsign/tokens", json={"login": login})
+    read = read_enrolment_code(enrolment["code"], keys=server_keys(stack), now=stack.clock())
+    token = SoftToken(token_id=read.token_id, secret=read.secret, suite=read.suite,
+                      counter=read.counter, server_url=stack.base_url, login=read.login,
+                      server_keys=server_keys(stack), clock=stack.clock)
+    return token, token._respond(activation_question(read.token_id))
+
+
+def test_locking_a_token_locks_that_token_only(stack: Stack) -> None:
+    platform = Platform(stack)
+    alice = enrolled_token(stack, platform, "alice")
+    bob = enrolled_token(stack, platform, "bob")
+    for _ in range(stack.rt.settings.max_failures):
+        started = platform.start("alice")
+        platform.http.post(f"/v1/txsign/transactions/{started['transaction_id']}/response",
+                           json={"response": wrong(alice.sign(started["challenge_code"]))})
+    assert stored_token(stack, alice.token_id).status == "locked"
+    assert stored_token(stack, bob.token_id).status == "active"
+    # Alice has no usable token now: her transactions say why; Bob's still start.
+    refused = platform.http.post("/v1/txsign/transactions",
+                                 json={"account": "alice", "demand": "pay 1.00 EUR"})
+    assert problem(refused) == (423, "token_locked")
+    assert platform.start("bob")["state"] == "pending"
+
+
+def test_activating_a_token_activates_that_token_only(stack: Stack) -> None:
+    platform = Platform(stack)
+    alice, alice_answer = pending_token(stack, platform, "alice")
+    bob, _ = pending_token(stack, platform, "bob")
+    assert activate(stack, alice.token_id, alice_answer, APP).json()["status"] == "active"
+    assert stored_token(stack, bob.token_id).status == "pending"
+
+
+def test_another_users_locked_token_does_not_speak_for_a_user_without_one(
+        stack: Stack) -> None:
+    platform = Platform(stack)
+    bob = enrolled_token(stack, platform, "bob")
+    for _ in range(stack.rt.settings.max_failures):
+        started = platform.start("bob")
+        platform.http.post(f"/v1/txsign/transactions/{started['transaction_id']}/response",
+                           json={"response": wrong(bob.sign(started["challenge_code"]))})
+    refused = platform.http.post("/v1/txsign/transactions",
+                                 json={"account": "alice", "demand": "pay 1.00 EUR"})
+    assert problem(refused) == (404, "no_token")
+
+
+def test_a_token_starts_at_counter_zero_and_activates_until_its_expiry_instant(
+        stack: Stack) -> None:
+    platform = Platform(stack)
+    token, answer = pending_token(stack, platform, "alice")
+    assert token.counter == 1  # the activation answered with counter 0
+    record = stored_token(stack, token.token_id)
+    assert record.counter == 0
+    stack.clock.advance(record.enrol_expires_at - stack.clock())  # exactly the expiry
+    assert problem(activate(stack, token.token_id, answer, APP)) == (410, "expired")
+
+
+@pytest.mark.parametrize("suite", ["OCRA-1:HOTP-SHA256-8:C-QA64", "OCRA-1:HOTP-SHA256-8:C-QN08",
+                                   "OCRA-1:HOTP-SHA256-8:C-QH32",
+                                   "OCRA-1:HOTP-SHA256-8:C-QH64-PSHA1"])
+def test_only_qh64_suites_without_pin_sign_transactions(suite: str) -> None:
+    with pytest.raises(InvalidField) as refused:
+        tokens.check_suite(suite)
+    assert refused.value.code == "bad_ocra_suite"
+
+
+def test_a_started_transaction_is_audited_with_its_owners(stack: Stack) -> None:
+    platform = Platform(stack)
+    enrolled_token(stack, platform, "alice")
+    started = platform.start("alice")
+    row = stored_transaction(stack, started["transaction_id"])
+    with stack.rt.read() as conn:
+        (entry,) = search_audit(conn, event="txsign.start", challenge_id=row.id)
+        alice = directory.find_user(conn, org_id=row.org_id, login="alice")
+    assert (entry["scheme"], entry["reason"]) == ("txsign", "started")
+    assert (entry["org_id"], entry["app_id"], entry["user_id"]) == (
+        row.org_id, row.app_id, alice.id)
+    assert row.user_id == alice.id and row.state == "pending" and row.attempts == 0
+
+
+def test_a_token_locked_before_activation_leaves_the_user_with_no_token(
+        stack: Stack) -> None:
+    """It never proved its secret: the user needs a new token, not an unlock."""
+    platform = Platform(stack)
+    token, answer = pending_token(stack, platform, "alice")
+    for _ in range(stack.rt.settings.max_failures):
+        activate(stack, token.token_id, wrong(answer), APP)
+    assert stored_token(stack, token.token_id).status == "locked"
+    refused = platform.http.post("/v1/txsign/transactions",
+                                 json={"account": "alice", "demand": "pay 1.00 EUR"})
+    assert problem(refused) == (404, "no_token")
+
+
+def test_a_signed_transaction_records_the_token_that_signed_it(stack: Stack) -> None:
+    platform = Platform(stack)
+    alice = enrolled_token(stack, platform, "alice")
+    started = platform.start("alice")
+    platform.respond(started["transaction_id"], alice.sign(started["challenge_code"]))
+    row = stored_transaction(stack, started["transaction_id"])
+    assert (row.state, row.token_id) == ("signed", alice.token_id)

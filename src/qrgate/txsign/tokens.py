@@ -148,6 +148,9 @@ def create_token(
         raise Conflict("the user already has an active token; revoke it first",
                        code="token_exists")
     token_id, secret = new_id(), random[:SECRET_BYTES]
+    # mutation: leaving out counter, last_time_step, failures or activated_at is
+    # equivalent: the columns default to these values (storage/models.py). They are written
+    # out so that the statement says what a new token is.
     conn.execute(insert(tokens).values(
         id=token_id, org_id=user.org_id, user_id=user.id, suite=suite,
         secret_enc=box.seal(secret, context=_context(token_id)), counter=0,
@@ -219,6 +222,8 @@ def active_token(conn: Connection, *, user_id: int) -> TokenRecord:
 
 
 def list_tokens(conn: Connection, *, user_id: int) -> list[TokenRecord]:
+    # mutation: without the order the rows still come back in creation order in every test
+    # (both databases return a small table in insertion order); the order is the promise.
     rows = conn.execute(select(tokens).where(tokens.c.user_id == user_id)
                         .order_by(tokens.c.created_at))
     return [_record(row) for row in rows]
@@ -245,11 +250,14 @@ def activate(
         raise Expired("the token enrolment expired")
     directory.ensure_not_frozen(directory.get_user(conn, token.user_id))
     suite = ocra.parse_suite(token.suite)
+    # mutation: last_time_step=None is equivalent: a pending token has accepted no step yet.
     match = ocra.verify_response(
         suite=suite, key=_secret(box, token),
         question=activation_question(token_id), response=response, counter=token.counter,
         last_time_step=token.last_time_step, now=now,
     )
+    # mutation: the status condition only stops a concurrent activation or revocation that
+    # committed between the read above and this statement (a race, as for decisions).
     activated = conn.execute(
         update(tokens)
         .where(tokens.c.id == token_id, tokens.c.status == "pending")
@@ -284,6 +292,9 @@ def resync_repeat(conn: Connection, *, box: SecretBox, token: TokenRecord,
     """True if these are the two responses that the last resync accepted (a retry). Only
     counter suites resynchronise (``ocra.resync``), so only they can repeat one."""
     suite = ocra.parse_suite(token.suite)
+    # mutation: "and" for the second "or" differs only for a suite with neither counter nor
+    # time step, or with both; ocra.resync takes counter-only suites, so such a token was
+    # never resynchronised and the responses the mutant computes are never the ones sent.
     if token.status != "active" or not suite.uses_counter or suite.time_step is not None:
         return False
     first = _last_response(box, token, questions[0], back=2)
@@ -298,6 +309,8 @@ def _last_response(box: SecretBox, token: TokenRecord, question: str, *,
     the last accepted time step); None where there is no such counter or step."""
     suite = ocra.parse_suite(token.suite)
     counter = token.counter - back if suite.uses_counter else None
+    # mutation: "or True" is equivalent: a token whose suite has no time step has no
+    # last_time_step (None) either.
     step = token.last_time_step if suite.time_step else None
     if (counter is not None and counter < 0) or (suite.time_step and step is None):
         return None
@@ -341,12 +354,15 @@ def count_failure(conn: Connection, *, token_id: str, max_failures: int) -> bool
     """Count a failed proof of a pending or active token; returns True when this failure
     locked it."""
     usable = tokens.c.status.in_(("pending", "active"))
+    # mutation: the status conditions of both statements only matter when the token was
+    # revoked or locked concurrently, between the caller's read and this count (a race).
     row = conn.execute(
         update(tokens).where(tokens.c.id == token_id, usable)
         .values(failures=tokens.c.failures + 1).returning(tokens.c.failures)
     ).first()
     if row is None or row.failures < max_failures:
         return False
+    # mutation: as above for the status condition.
     locked = conn.execute(update(tokens).where(tokens.c.id == token_id, usable)
                           .values(status="locked"))
     return locked.rowcount == 1
