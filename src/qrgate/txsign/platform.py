@@ -184,6 +184,9 @@ def start(rt: Runtime, *, app: directory.AppRecord, request: TransactionRequest)
         transaction_id = transaction.transaction_id.hex()
         subject.challenge_id = transaction_id
         expires_at = now + TRANSACTION_TTL
+        # mutation: the ids, digests, attempts and issue time of the row start returns are
+        # not in its answer (routes_txsign.transaction_out shows state, times and texts);
+        # what is stored is _INSERT's below, which the tests read back.
         row = TxRow(
             id=transaction_id, org_id=app.org_id, app_id=platform_app.id, user_id=user.id,
             text=text,
@@ -229,9 +232,12 @@ def _parent(
     except NotFound:
         raise Rejected("the scanned chain is not one of this platform's",
                        code="unknown_parent") from None
+    # mutation: "and" is equivalent: only a signed transaction has a chain code, and a
+    # signed transaction stays signed; a changed response is caught by the digest below too.
     if parent.state != "signed" or parent.response != last.response:
         raise Rejected("the scanned chain does not match the signed transaction",
                        code="tampered_chain")
+    # mutation: any text_url is equivalent: a link's digest does not cover where its text is.
     stored = stored_link(parent, text_url="")
     if stored.digest != last.digest:
         raise Rejected("the scanned chain does not match the signed transaction",
