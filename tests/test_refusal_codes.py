@@ -263,6 +263,12 @@ def a_chain_with_a_link_never_verified(world: World) -> httpx.Response:
     return verify_request(world, resigned_chain(world.stack, chain, unverified))
 
 
+def a_webhook_to_the_cloud_metadata_service(world: World) -> httpx.Response:
+    # Link-local: where a cloud's metadata service (and its credentials) answers.
+    return world.api.put("/v1/webhook",
+                         json={"url": "https://169.254.169.254/latest/meta-data/"})
+
+
 # cryptographic failures
 
 
@@ -403,6 +409,16 @@ def an_enrolment_the_database_forgot(world: World) -> httpx.Response:
         enrolments.c.id == enrolment["enrolment_id"]))
     return fresh.enrolment_request(world.stack.phone(), enrolment["code"],
                                    confirm_code=enrolment["confirm_code"])
+
+
+def a_webhook_never_configured(world: World) -> httpx.Response:
+    # The rival's application: no scenario gives it a webhook.
+    return httpx.get(f"{world.stack.base_url}/v1/webhook",
+                     headers={"Authorization": f"Bearer {world.stack.other.api_key}"})
+
+
+def an_unknown_webhook_event_replayed(world: World) -> httpx.Response:
+    return world.api.post(f"/v1/webhook/deliveries/{random_id()}/replay")
 
 
 def a_method_the_path_does_not_serve(world: World) -> httpx.Response:
@@ -740,6 +756,7 @@ THROUGH_THE_API: dict[str, ThroughTheApi] = {
     "bad_public_key": ThroughTheApi(400, a_device_key_off_the_curve),
     "bad_ocra_suite": ThroughTheApi(422, a_time_token_asked_to_resync),
     "bad_chain": ThroughTheApi(403, a_chain_with_a_link_never_verified),
+    "bad_webhook_url": ThroughTheApi(422, a_webhook_to_the_cloud_metadata_service),
     "bad_signature": ThroughTheApi(401, a_device_request_signed_with_another_key),
     "unknown_key": ThroughTheApi(401, a_code_signed_by_a_key_never_published),
     "wrong_code_type": ThroughTheApi(422, an_enrolment_code_sent_as_a_chain),
@@ -761,6 +778,8 @@ THROUGH_THE_API: dict[str, ThroughTheApi] = {
     "device_not_found": ThroughTheApi(404, a_device_the_user_does_not_have),
     "app_not_found": ThroughTheApi(404, an_unknown_business_id),
     "enrolment_not_found": ThroughTheApi(404, an_enrolment_the_database_forgot),
+    "webhook_not_found": ThroughTheApi(404, a_webhook_never_configured),
+    "event_not_found": ThroughTheApi(404, an_unknown_webhook_event_replayed),
     "method_not_allowed": ThroughTheApi(405, a_method_the_path_does_not_serve),
     "user_exists": ThroughTheApi(409, a_login_created_twice),
     "token_exists": ThroughTheApi(409, a_second_token_for_one_user),

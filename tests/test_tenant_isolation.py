@@ -12,10 +12,11 @@ required body field it has no value for) fails the test and says what to add her
 
 How each operation is called
     Each place in a request that names something an organisation owns is a *slot*: the path
-    parameters ``challenge_id``, ``transaction_id``, ``token_id``, ``device_id`` and
-    ``login``; the query parameter ``login``; the body fields ``login``/``account``,
-    ``business_id``/``platform``, ``token_id`` and ``parent_code``, the scanned ``code`` of
-    ``POST /v1/confirm/scan``, and the ``password``/``confirm_code`` of a phone enrolment.
+    parameters ``challenge_id``, ``transaction_id``, ``token_id``, ``device_id``,
+    ``event_id`` (a webhook event) and ``login``; the query parameter ``login``; the body
+    fields ``login``/``account``, ``business_id``/``platform``, ``token_id`` and
+    ``parent_code``, the scanned ``code`` of ``POST /v1/confirm/scan``, and the
+    ``password``/``confirm_code`` of a phone enrolment.
     Each slot of an operation is probed on its own, the other slots holding the rival's own
     things, so the probed slot decides the answer.
 
@@ -27,7 +28,7 @@ How each operation is called
     bank's alice's active token and bound phone, a login only the bank has (``dora``; ``erin``
     for ``POST /v1/users``, which creates it at the rival), the bank's business id ``web``, a
     chain code of the bank, its alice's password and the confirmation code of one of its
-    enrolments.
+    enrolments, and an event its webhook delivered (to a receiver the test runs).
 
     The same request naming a thing of the same shape that exists nowhere (32 random hex
     digits; a login and a business id nobody has; a confirmation or chain code signed by this
@@ -116,12 +117,22 @@ from qrgate.core.device_auth import (
 from qrgate.core.policy import VerifierKind
 from qrgate.core.txsign import issue_chain_code, read_chain_code
 from qrgate.http.auth import BROWSER_HEADER
-from qrgate.storage.models import challenges, devices, enrolments, tokens, transactions, users
+from qrgate.storage.models import (
+    challenges,
+    devices,
+    enrolments,
+    tokens,
+    transactions,
+    users,
+    webhook_events,
+    webhooks,
+)
 from support.fuzz_callers import encoded_public_key
-from support.stack import PASSWORD, Stack, clock, stack, stack_factory
+from support.stack import PASSWORD, Stack, clock, stack_factory
 from support.txsign import Platform, server_keys
+from support.webhook_receiver import Receiver, wait_until
 
-__all__ = ["clock", "stack", "stack_factory"]
+__all__ = ["clock", "stack_factory"]
 
 Label = str  # "METHOD /path/{template}", as in the OpenAPI document
 
@@ -147,8 +158,10 @@ PARENT = SlotKind("parent chain code", "unknown_parent")
 SCANNED = SlotKind("scanned confirmation code", "challenge_not_found")
 PASSWORD_SLOT = SlotKind("password", "bad_credentials")
 CONFIRM_CODE = SlotKind("enrolment confirmation code", "bad_credentials")
+EVENT = SlotKind("webhook event id", "event_not_found")
 
 PATH_SLOTS = {"challenge_id": CHALLENGE, "transaction_id": TRANSACTION, "token_id": TOKEN,
+              "event_id": EVENT,
               "device_id": DEVICE, "login": LOGIN}
 QUERY_SLOTS = {"login": LOGIN}
 BODY_SLOTS = {"login": LOGIN, "account": LOGIN, "business_id": BUSINESS, "platform": BUSINESS,
@@ -311,12 +324,13 @@ class Bank:
     pending_answer: str
     chain_code: str
     confirm_code: str
+    event_id: str
     business_id: str = "web"
 
     def canaries(self) -> list[str]:
         return [self.org_name, BANK_CANARY, self.pending_challenge, self.totp_challenge,
                 self.scanned_challenge, self.alice.device_id, self.token_id,
-                self.signed_transaction, self.pending_transaction]
+                self.signed_transaction, self.pending_transaction, self.event_id]
 
 
 @dataclass
@@ -335,9 +349,18 @@ class Rival:
     new_enrolment: Callable[[], dict[str, Any]]
 
 
+@pytest.fixture
+def stack(stack_factory: Callable[..., Stack]) -> Stack:
+    """The bank's webhook goes to a receiver on this machine."""
+    return stack_factory(webhook_allow_loopback=True)
+
+
 def seed(stack: Stack) -> tuple[Bank, Rival]:
     rp, rival_rp, clock = stack.rp, stack.other.rp, stack.clock
     scene = {"content": f"to {BANK_CANARY}"}
+    receiver = Receiver().start()
+    stack.closers.append(receiver.stop)
+    rp.set_webhook(receiver.url)
 
     rp.create_user("dora", display_name=f"Dora {BANK_CANARY}")
     rp.create_user("erin")
@@ -368,6 +391,7 @@ def seed(stack: Stack) -> tuple[Bank, Rival]:
         pending_transaction=pending_tx["transaction_id"],
         pending_answer=token.sign(pending_tx["challenge_code"]), chain_code=chain_code,
         confirm_code=rp.start_enrolment("alice")["confirm_code"],
+        event_id=delivered_events(stack)[0],
     )
 
     other = stack.other
@@ -390,6 +414,17 @@ def seed(stack: Stack) -> tuple[Bank, Rival]:
     return bank, rival
 
 
+def delivered_events(stack: Stack) -> list[str]:
+    """The bank's webhook events, once every one was delivered: their rows then stay as
+    they are, so the walk's end can tell whether the rival moved one."""
+    def settled() -> bool:
+        deliveries = stack.rp.webhook_deliveries(limit=200)
+        return bool(deliveries) and {d["state"] for d in deliveries} == {"delivered"}
+
+    wait_until(settled, what="the bank's webhook events delivered")
+    return [d["event_id"] for d in stack.rp.webhook_deliveries(limit=200)]
+
+
 def bank_value(bank: Bank, kind: SlotKind, label: Label) -> str:
     """The bank's thing for this slot, in the state in which the bank's own call succeeds."""
     if kind is CHALLENGE:
@@ -403,12 +438,12 @@ def bank_value(bank: Bank, kind: SlotKind, label: Label) -> str:
         return bank.login_to_create if label == "POST /v1/users" else bank.only_login
     return {TOKEN: bank.token_id, DEVICE: bank.alice.device_id, BUSINESS: bank.business_id,
             PARENT: bank.chain_code, SCANNED: bank.scan_code, PASSWORD_SLOT: PASSWORD,
-            CONFIRM_CODE: bank.confirm_code}[kind]
+            CONFIRM_CODE: bank.confirm_code, EVENT: bank.event_id}[kind]
 
 
 def unknown_value(stack: Stack, bank: Bank, kind: SlotKind) -> str:
     """A thing of the same shape that exists nowhere."""
-    if kind in (CHALLENGE, TRANSACTION, TOKEN, DEVICE):
+    if kind in (CHALLENGE, TRANSACTION, TOKEN, DEVICE, EVENT):
         return secrets.token_hex(16)
     if kind is LOGIN:
         return f"nobody{secrets.token_hex(4)}"
@@ -472,6 +507,7 @@ def body_fields(bank: Bank, rival: Rival, label: Label, *,
         "response": lambda: bank.pending_answer,
         "questions": lambda: ["0" * 64, "1" * 64],
         "responses": lambda: ["00000000", "00000001"],
+        "url": lambda: "https://hooks.rival.invalid/qrgate",
     }
     if new_key is not None:
         fields["public_key"] = lambda: encoded_public_key(new_key)
@@ -766,6 +802,9 @@ def bank_rows(stack: Stack, org_id: int) -> dict[str, list[dict[str, Any]]]:
         .order_by(devices.c.id),
         "enrolments": select(enrolments).where(enrolments.c.user_id.in_(own_users))
         .order_by(enrolments.c.id),
+        "webhooks": select(webhooks).where(webhooks.c.org_id == org_id),
+        "webhook_events": select(webhook_events).where(webhook_events.c.org_id == org_id)
+        .order_by(webhook_events.c.id),
     }
     with stack.rt.read() as conn:
         return {table: [dict(row._mapping) for row in conn.execute(query)]

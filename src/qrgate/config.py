@@ -11,6 +11,7 @@ variable counts as unset.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -40,7 +41,16 @@ INTEGER_RANGES: Final[dict[str, tuple[str, int, int, str]]] = {
     "QRGATE_USER_MAX_FAILURES": ("user_max_failures", 1, 100, ""),
     "QRGATE_AUDIT_CHECKPOINT_SECONDS": ("audit_checkpoint_seconds", 0, 86_400, " seconds"),
     "QRGATE_KEY_REFRESH_SECONDS": ("key_refresh_seconds", 1, 300, " seconds"),
+    "QRGATE_WEBHOOK_RETENTION_DAYS": ("webhook_retention_days", 1, 3_650, " days"),
 }
+
+# Seconds between a webhook's failed attempt and the next one: the first retry after 5 s,
+# then growing to about a day in all, as Standard Webhooks recommends (each delay is
+# stretched by up to a fifth at random, so that retries do not arrive in bursts).
+DEFAULT_WEBHOOK_RETRIES: Final = (5.0, 30.0, 120.0, 600.0, 3_600.0, 7_200.0, 14_400.0,
+                                  28_800.0, 36_000.0)
+MAX_WEBHOOK_RETRIES: Final = 20
+MAX_WEBHOOK_RETRY_DELAY: Final = 86_400.0
 
 # The databases qrgate.storage.db runs on: SQLite, and PostgreSQL through psycopg 3.
 _DATABASE_URL: Final = re.compile(r"(sqlite(\+[a-z]+)?|postgresql(\+psycopg)?)://", re.ASCII)
@@ -79,6 +89,13 @@ class Settings:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     dev_tls: bool = False
+    # Webhooks (qrgate.webhooks): the delays before each retry (so their count too), who may
+    # be a destination besides public addresses, and how long finished deliveries are kept
+    # for listing and replay.
+    webhook_retries: tuple[float, ...] = DEFAULT_WEBHOOK_RETRIES
+    webhook_allow_loopback: bool = False
+    webhook_allow_private: bool = False
+    webhook_retention_days: int = 30
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -105,6 +122,10 @@ class Settings:
         if self.dev_tls and self.tls_cert is not None:
             raise InvalidField("QRGATE_DEV_TLS (--dev-tls) makes its own certificate: do not "
                                "combine it with QRGATE_TLS_CERT and QRGATE_TLS_KEY")
+        if not 1 <= len(self.webhook_retries) <= MAX_WEBHOOK_RETRIES or not all(
+                0 <= delay <= MAX_WEBHOOK_RETRY_DELAY for delay in self.webhook_retries):
+            raise InvalidField(f"QRGATE_WEBHOOK_RETRIES must be 1..{MAX_WEBHOOK_RETRIES} "
+                               f"delays of 0..{MAX_WEBHOOK_RETRY_DELAY:.0f} seconds")
         # The value itself is left out of the message: it may carry a password.
         if self.database_url is not None and not _DATABASE_URL.match(self.database_url):
             raise InvalidField("QRGATE_DATABASE_URL must be a postgresql+psycopg:// or a "
@@ -148,6 +169,20 @@ class Settings:
                 raise InvalidField(f"{name} must be on or off, not {raw!r}")
             return raw in ("on", "1")
 
+        def delays(name: str, default: tuple[float, ...]) -> tuple[float, ...]:
+            raw = text(name, "")
+            if not raw:
+                return default
+            try:
+                parsed = tuple(float(part) for part in raw.split(","))
+            except ValueError:
+                parsed = ()
+            # NaN and infinities parse as floats; neither is a delay.
+            if not parsed or not all(math.isfinite(delay) for delay in parsed):
+                raise InvalidField(f"{name} must be comma-separated seconds, e.g. 5,30,120, "
+                                   f"not {raw!r}")
+            return parsed
+
         def path(name: str) -> Path | None:
             raw = text(name, "")
             return Path(raw) if raw else None
@@ -181,6 +216,10 @@ class Settings:
             tls_cert=tls_cert,
             tls_key=tls_key,
             dev_tls=dev_tls,
+            webhook_retries=delays("QRGATE_WEBHOOK_RETRIES", DEFAULT_WEBHOOK_RETRIES),
+            webhook_allow_loopback=switch("QRGATE_WEBHOOK_ALLOW_LOOPBACK", False),
+            webhook_allow_private=switch("QRGATE_WEBHOOK_ALLOW_PRIVATE", False),
+            webhook_retention_days=integer("QRGATE_WEBHOOK_RETENTION_DAYS", 30),
             env=source,
         )
 

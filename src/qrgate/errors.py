@@ -19,7 +19,7 @@ ErrorCode = Literal[
     "headers_too_large", "invalid_field", "invalid_request", "invalid_amount",
     "unreadable_image", "bad_public_key", "bad_key_material", "unsupported_key",
     "kid_mismatch", "bad_jwks", "reserved_claim", "bad_ocra_suite", "bad_ocra_input",
-    "bad_chain",
+    "bad_chain", "bad_webhook_url",
     # cryptographic failures
     "bad_signature", "unknown_key", "wrong_code_type", "decryption_failed",
     # callers
@@ -29,7 +29,8 @@ ErrorCode = Literal[
     # lookups and conflicts
     "not_found", "challenge_not_found", "transaction_not_found", "token_not_found",
     "user_not_found", "device_not_found", "app_not_found", "org_not_found",
-    "enrolment_not_found", "api_key_not_found", "method_not_allowed",
+    "enrolment_not_found", "api_key_not_found", "webhook_not_found", "event_not_found",
+    "method_not_allowed",
     "conflict", "org_exists", "app_exists", "user_exists", "token_exists",
     # challenge lifecycle and checks
     "expired", "not_yet_valid", "replayed", "already_decided", "scanned_twice",

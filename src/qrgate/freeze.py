@@ -15,6 +15,8 @@ from qrgate.confirm import repository as challenges
 from qrgate.core.confirm import ConfirmState
 from qrgate.runtime import Runtime
 from qrgate.txsign import platform as transactions
+from qrgate.webhooks import catalogue, outbox
+from qrgate.webhooks.catalogue import EventType
 
 FROZEN_REASON = "user_frozen"
 
@@ -22,9 +24,16 @@ FROZEN_REASON = "user_frozen"
 def set_user_frozen(rt: Runtime, conn: Connection, *, user_id: int, frozen: bool,
                     now: float) -> None:
     directory.set_frozen(conn, user_id=user_id, frozen=frozen, now=now)
+    outbox.emit(rt, conn, catalogue.user_changed(
+        EventType.USER_FROZEN if frozen else EventType.USER_UNFROZEN,
+        user=directory.get_user(conn, user_id), reason="operator", at=now))
     if not frozen:
         return
-    for challenge_id in challenges.end_open_for_user(conn, user_id=user_id,
-                                                     reason=FROZEN_REASON, now=now):
-        rt.events.publish(conn, topic=challenge_id, state=ConfirmState.REJECTED.value)
-    transactions.end_pending_for_user(conn, user_id=user_id, reason=FROZEN_REASON, now=now)
+    for challenge in challenges.end_open_for_user(conn, user_id=user_id,
+                                                  reason=FROZEN_REASON, now=now):
+        rt.events.publish(conn, topic=challenge.id, state=ConfirmState.REJECTED.value)
+        outbox.emit(rt, conn, catalogue.challenge_ended(challenge, at=now))
+    for transaction in transactions.end_pending_for_user(conn, user_id=user_id,
+                                                         reason=FROZEN_REASON, now=now):
+        outbox.emit(rt, conn, catalogue.transaction_ended(
+            transaction, state="rejected", reason=FROZEN_REASON, at=now))

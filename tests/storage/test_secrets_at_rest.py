@@ -298,6 +298,31 @@ def signing_key(vault: Vault, key: SigningKey) -> KeptSecret:
         protected=lambda row: bytes(row["kid"]) == key.kid and opens(row["private_key_enc"]))
 
 
+def webhook_keys(vault: Vault) -> list[KeptSecret]:
+    """A relying party's (then rotated: the previous key stays, sealed, for a day) and one
+    an operator set for the other organisation's application."""
+    rp = vault.stack.rp
+    first = rp.set_webhook("https://hooks.bank.invalid/qrgate")["secret"]
+    second = rp.rotate_webhook_secret()["secret"]
+    third = json.loads(vault.cli("admin", "webhook", "set", "--org", "rival", "--business-id",
+                                 "shop", "--url", "https://hooks.rival.invalid/"))["secret"]
+    return [webhook_key(vault, first, previous=True), webhook_key(vault, second),
+            webhook_key(vault, third)]
+
+
+def webhook_key(vault: Vault, secret: str, *, previous: bool = False) -> KeptSecret:
+    text = secret.removeprefix("whsec_")
+    key = base64.b64decode(text)
+    column = "previous_secret" if previous else "secret"
+
+    def holds(row: Row) -> bool:
+        opens = vault.sealed(key, f"webhooks.{column}:{row['app_id']}".encode())
+        return opens(row[f"{column}_enc"])
+
+    return KeptSecret(forms={"whsec_ key": secret.encode(), "its base64": text.encode(),
+                             "key bytes": key}, table="webhooks", protected=holds)
+
+
 def key_encryption_key(vault: Vault) -> list[KeptSecret]:
     return [KeptSecret(forms={"KEK": vault.kek}, table=None)]
 
@@ -318,6 +343,7 @@ SECRET_KINDS = [
     SecretKind("enrolment confirmation code", confirmation_codes),
     SecretKind("browser token", browser_tokens),
     SecretKind("signing private key", signing_keys),
+    SecretKind("webhook signing key", webhook_keys),
     SecretKind("key-encryption key", key_encryption_key),
 ]
 

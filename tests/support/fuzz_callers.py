@@ -98,6 +98,12 @@ CALLERS: Final[Mapping[str, Caller]] = {
     "GET /v1/txsign/transactions/{transaction_id}/chain.svg": Caller.RELYING_PARTY,
     "GET /v1/txsign/transactions/{transaction_id}/text": Caller.PUBLIC,
     "POST /v1/txsign/verify": Caller.PUBLIC,
+    "PUT /v1/webhook": Caller.RELYING_PARTY,
+    "GET /v1/webhook": Caller.RELYING_PARTY,
+    "DELETE /v1/webhook": Caller.RELYING_PARTY,
+    "POST /v1/webhook/rotate-secret": Caller.RELYING_PARTY,
+    "GET /v1/webhook/deliveries": Caller.RELYING_PARTY,
+    "POST /v1/webhook/deliveries/{event_id}/replay": Caller.RELYING_PARTY,
 }
 
 

@@ -93,6 +93,9 @@ ACCEPTANCE_EXTRAS: Final[Mapping[str, list[str]]] = {
     # The challenge code of a transaction whose signer's token is locked (423).
     "GET /v1/txsign/transactions/{transaction_id}/challenge.png": STATE_REFUSALS,
     "GET /v1/txsign/transactions/{transaction_id}/challenge.svg": STATE_REFUSALS,
+    # A well-formed URL may still name a place webhooks may not reach (bad_webhook_url):
+    # this machine, a private or link-local address, a host name that is not one.
+    "PUT /v1/webhook": ["422"],
 }
 
 

@@ -87,6 +87,8 @@ BINDINGS: dict[str, tuple[str, float]] = {
     "body.otp": ("otps", 0.5),
     "body.response": ("ocra_responses", 0.5),
     "body.token_id": ("token_ids", 0.5),
+    "path.event_id": ("event_ids", 0.7),
+    "body.url": ("webhook_urls", 0.5),
 }
 
 
@@ -98,8 +100,14 @@ OPERATION_BINDINGS: dict[str, dict[str, tuple[str, float]]] = {
 }
 
 
+# Where the bank's webhook points: a name that never resolves (RFC 6761), so its events
+# stay pending, each with one failed attempt, whatever the fuzzer does with them.
+WEBHOOK_URL = "https://hooks.bank.invalid/qrgate"
+
+
 def build_world(stack: Stack) -> World:
     rp, clock = stack.rp, stack.clock
+    rp.set_webhook(WEBHOOK_URL)
 
     # Bound phones (alice's, and bob's spare that unbinds itself), and challenges in
     # several states, each with its browser token. Scanning and deciding get challenges of
@@ -163,6 +171,8 @@ def build_world(stack: Stack) -> World:
         "confirm_codes": [e["confirm_code"] for e in enrolments],
         "otps": [totp.at(int(clock()))],
         "ocra_responses": [pending_tx_answer, dormant_answer],
+        "event_ids": [d["event_id"] for d in rp.webhook_deliveries()],
+        "webhook_urls": [WEBHOOK_URL, "https://hooks.bank.invalid/v2?tenant=7"],
     }
     return World(stack=stack, credentials=credentials, dictionaries=dictionaries)
 

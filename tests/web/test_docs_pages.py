@@ -145,9 +145,12 @@ def policy_of(response: Response | httpx.Response) -> dict[str, list[str]]:
 
 
 def operations(base_url: str) -> list[tuple[str, str, dict[str, Any]]]:
+    """Every operation the document describes, the webhooks qrgate sends (``webhooks``,
+    named by event type) included: the references render each as one."""
     spec = httpx.get(f"{base_url}/openapi.json").json()
     return [(method.upper(), path, operation)
-            for path, item in spec["paths"].items()
+            for items in (spec["paths"], spec.get("webhooks", {}))
+            for path, item in items.items()
             for method, operation in item.items()]
 
 

@@ -293,6 +293,7 @@ def set_frozen(conn: Connection, *, user_id: int, frozen: bool, now: float) -> N
 _COUNT_USER_FAILURE = (
     update(users).where(users.c.id == bindparam("b_id"))
     .values(failed_attempts=users.c.failed_attempts + 1)
+    .returning(users.c.failed_attempts)
 )
 # Conditional, so the common case (nothing to reset) writes nothing.
 _RESET_USER_FAILURES = (
@@ -301,8 +302,10 @@ _RESET_USER_FAILURES = (
 )
 
 
-def count_user_failure(conn: Connection, *, user_id: int) -> None:
-    conn.execute(_COUNT_USER_FAILURE, {"b_id": user_id})
+def count_user_failure(conn: Connection, *, user_id: int) -> int:
+    """Count one more failed proof; returns the user's count now."""
+    row = conn.execute(_COUNT_USER_FAILURE, {"b_id": user_id}).first()
+    return 0 if row is None else int(row.failed_attempts)
 
 
 def reset_user_failures(conn: Connection, *, user_id: int) -> None:

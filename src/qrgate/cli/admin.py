@@ -17,6 +17,7 @@ import click
 
 from qrgate.cli.failures import Failure, cannot_write
 from qrgate.cli.output import utc_time
+from qrgate.cli.webhook import webhook
 from qrgate.config import Settings
 
 # The database and crypto modules are imported inside the commands that use them, so that
@@ -56,7 +57,11 @@ def _echo(value: object) -> None:
 
 @click.group()
 def admin() -> None:
-    """Organisations, applications, API keys, users, devices, keys."""
+    """Organisations, applications, API keys, users, devices, keys, webhooks."""
+
+
+# Its own module (it imports only click at the top, like this one).
+admin.add_command(webhook)
 
 
 # --- organisations and applications ------------------------------------------------------
@@ -273,11 +278,13 @@ def device_list(org_slug: str, login: str) -> None:
 @click.argument("device_id")
 def device_unbind(device_id: str) -> None:
     """Unbind a device for good: the phone must enrol again."""
-    from qrgate.accounts import directory
+    from qrgate.accounts import device_changes
+    from qrgate.webhooks.catalogue import DeviceChange
 
     with _runtime() as rt:
-        _change(rt, "device.unbind", lambda conn: directory.unbind_device(
-            conn, device_id=device_id, now=rt.clock()), device_id=device_id)
+        _change(rt, "device.unbind", lambda conn: device_changes.unbind(
+            rt, conn, device_id=device_id, by=DeviceChange.OPERATOR, now=rt.clock()),
+            device_id=device_id)
         _echo({"device_id": device_id, "status": "unbound"})
 
 
@@ -285,24 +292,27 @@ def device_unbind(device_id: str) -> None:
 @click.argument("device_id")
 def device_freeze(device_id: str) -> None:
     """Suspend a device until it is unfrozen."""
-    from qrgate.accounts import directory
-
-    with _runtime() as rt:
-        _change(rt, "device.freeze", lambda conn: directory.set_device_frozen(
-            conn, device_id=device_id, frozen=True), device_id=device_id)
-        _echo({"device_id": device_id, "status": "frozen"})
+    _set_device_frozen(device_id, True)
+    _echo({"device_id": device_id, "status": "frozen"})
 
 
 @device.command("unfreeze")
 @click.argument("device_id")
 def device_unfreeze(device_id: str) -> None:
     """Reactivate a frozen device."""
-    from qrgate.accounts import directory
+    _set_device_frozen(device_id, False)
+    _echo({"device_id": device_id, "status": "active"})
+
+
+def _set_device_frozen(device_id: str, frozen: bool) -> None:
+    from qrgate.accounts import device_changes
+    from qrgate.webhooks.catalogue import DeviceChange
 
     with _runtime() as rt:
-        _change(rt, "device.unfreeze", lambda conn: directory.set_device_frozen(
-            conn, device_id=device_id, frozen=False), device_id=device_id)
-        _echo({"device_id": device_id, "status": "active"})
+        _change(rt, "device.freeze" if frozen else "device.unfreeze",
+                lambda conn: device_changes.set_frozen(
+                    rt, conn, device_id=device_id, frozen=frozen, by=DeviceChange.OPERATOR,
+                    now=rt.clock()), device_id=device_id)
 
 
 # --- signing keys ----------------------------------------------------------------------

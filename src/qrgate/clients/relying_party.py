@@ -129,3 +129,26 @@ class QrgateClient:
 
     def verify_chain(self, code: str) -> dict[str, Any]:
         return dict(self._call("POST", "/v1/txsign/verify", json={"code": code}))
+
+    # --- webhooks --------------------------------------------------------------------------
+
+    def set_webhook(self, url: str) -> dict[str, Any]:
+        """A new webhook's answer carries its signing key (``secret``) once."""
+        return dict(self._call("PUT", "/v1/webhook", json={"url": url}))
+
+    def get_webhook(self) -> dict[str, Any]:
+        return dict(self._call("GET", "/v1/webhook"))
+
+    def delete_webhook(self) -> None:
+        raise_for_problem(self._http.delete("/v1/webhook"))
+
+    def rotate_webhook_secret(self) -> dict[str, Any]:
+        return dict(self._call("POST", "/v1/webhook/rotate-secret"))
+
+    def webhook_deliveries(self, *, state: str | None = None,
+                           limit: int | None = None) -> list[dict[str, Any]]:
+        params = {k: v for k, v in (("state", state), ("limit", limit)) if v is not None}
+        return list(self._call("GET", "/v1/webhook/deliveries", params=params)["items"])
+
+    def replay_webhook(self, event_id: str) -> dict[str, Any]:
+        return dict(self._call("POST", f"/v1/webhook/deliveries/{event_id}/replay"))

@@ -130,6 +130,7 @@ _KILL = (
            challenges.c.expires_at > bindparam("b_now"))
     .values(state=ConfirmState.REJECTED.value, reason=bindparam("b_reason"),
             decided_at=bindparam("b_at"))
+    .returning(*challenges.c)
 )
 _EXPIRE = (
     update(challenges)
@@ -206,12 +207,12 @@ def finish_pending(
                                         "b_state": state.value, "b_reason": reason, "b_at": now})
 
 
-def kill(conn: Connection, *, challenge_id: str, reason: str, now: float) -> bool:
+def kill(conn: Connection, *, challenge_id: str, reason: str,
+         now: float) -> ChallengeRow | None:
     """Reject an open, unexpired challenge (a replayed scan, a wrong number, too many
-    failures, a cancellation)."""
-    result = conn.execute(_KILL, {"b_id": challenge_id, "b_reason": reason, "b_now": now,
-                                  "b_at": now})
-    return result.rowcount == 1
+    failures, a cancellation); the challenge as rejected, or None if it was not open."""
+    return _one(conn, _KILL, {"b_id": challenge_id, "b_reason": reason, "b_now": now,
+                              "b_at": now})
 
 
 def expire(conn: Connection, *, challenge_id: str, now: float) -> bool:
@@ -226,15 +227,16 @@ def rotate(
                                 "b_code_expires_at": code_expires_at})
 
 
-def end_open_for_user(conn: Connection, *, user_id: int, reason: str, now: float) -> list[str]:
-    """Reject every open, unexpired challenge of a user (frozen); returns their ids."""
+def end_open_for_user(conn: Connection, *, user_id: int, reason: str,
+                      now: float) -> list[ChallengeRow]:
+    """Reject every open, unexpired challenge of a user (frozen); returns them, rejected."""
     rows = conn.execute(
         update(challenges)
         .where(challenges.c.user_id == user_id, _OPEN, challenges.c.expires_at > now)
         .values(state=ConfirmState.REJECTED.value, reason=reason, decided_at=now)
-        .returning(challenges.c.id)
+        .returning(*challenges.c)
     )
-    return [row.id for row in rows]
+    return [_row(row) for row in rows]
 
 
 def count_failure(conn: Connection, *, challenge_id: str) -> int:

@@ -49,6 +49,8 @@ from qrgate.errors import (
     Unauthenticated,
 )
 from qrgate.runtime import Runtime
+from qrgate.webhooks import catalogue, outbox
+from qrgate.webhooks.catalogue import EventType
 
 # Failures that count against a challenge's attempt budget: guesses and wrong parties.
 _COUNTED = (NotBound, NumberMismatch, Unauthenticated)
@@ -152,6 +154,7 @@ def decide(
         if state == ConfirmState.APPROVED:
             directory.reset_user_failures(conn, user_id=row.user_id)
         rt.events.publish(conn, topic=row.id, state=state.value)
+        outbox.emit(rt, conn, catalogue.challenge_ended(decided, at=now))
         return decided, reason
 
     return run_decision(
@@ -194,13 +197,14 @@ def check_otp(
             raise AlreadyDecided("challenge already decided")
         directory.reset_user_failures(conn, user_id=row.user_id)
         rt.events.publish(conn, topic=row.id, state=ConfirmState.APPROVED.value)
+        outbox.emit(rt, conn, catalogue.challenge_ended(decided, at=now))
         return decided, "approved"
 
     def after(conn: Connection, error: QrgateError) -> None:
         if error.code in ("wrong_otp", "otp_replayed"):
             _count(rt, conn, subject, now)
             if error.code == "wrong_otp" and subject.user_id is not None:
-                directory.count_user_failure(conn, user_id=subject.user_id)
+                _count_user_failure(rt, conn, user_id=subject.user_id, now=now)
         elif isinstance(error, Expired):
             _expire(rt, conn, challenge_id=challenge_id, now=now)
 
@@ -230,10 +234,12 @@ def cancel(rt: Runtime, *, app: directory.AppRecord, challenge_id: str) -> Chall
         row = _owned(conn, app=app, challenge_id=challenge_id)
         subject.app_id, subject.user_id = row.app_id, row.user_id
         _ensure_open(row, now, allow_scanned=True)
-        if not repository.kill(conn, challenge_id=row.id, reason="cancelled", now=now):
+        cancelled = repository.kill(conn, challenge_id=row.id, reason="cancelled", now=now)
+        if cancelled is None:
             raise AlreadyDecided("challenge already decided")
         rt.events.publish(conn, topic=row.id, state=ConfirmState.REJECTED.value)
-        return repository.load(conn, row.id), "cancelled"
+        outbox.emit(rt, conn, catalogue.challenge_ended(cancelled, at=now))
+        return cancelled, "cancelled"
 
     def after(conn: Connection, error: QrgateError) -> None:
         if isinstance(error, Expired):
@@ -333,11 +339,11 @@ def _after_failure(
         return
     if error.code == "number_mismatch" and subject.user_id is not None:
         # Counted against the user too, so guessing cannot go on across new challenges.
-        directory.count_user_failure(conn, user_id=subject.user_id)
+        _count_user_failure(rt, conn, user_id=subject.user_id, now=now)
     if error.code in ("scanned_twice", "number_mismatch"):
         # Both mean the code or the number travelled: end the challenge for everyone.
-        if repository.kill(conn, challenge_id=challenge_id, reason=error.code, now=now):
-            rt.events.publish(conn, topic=challenge_id, state=ConfirmState.REJECTED.value)
+        _ended(rt, conn, repository.kill(conn, challenge_id=challenge_id, reason=error.code,
+                                         now=now), now=now)
     elif isinstance(error, Expired):
         _expire(rt, conn, challenge_id=challenge_id, now=now)
     elif isinstance(error, _COUNTED) or error.code == "field_mismatch":
@@ -353,8 +359,24 @@ def _expire(rt: Runtime, conn: Connection, *, challenge_id: str, now: float) -> 
 def _count(rt: Runtime, conn: Connection, subject: AuditSubject, now: float) -> None:
     assert subject.challenge_id is not None
     attempts = repository.count_failure(conn, challenge_id=subject.challenge_id)
-    if attempts >= rt.settings.max_failures and repository.kill(
-        conn, challenge_id=subject.challenge_id, reason="locked", now=now
-    ):
-        rt.events.publish(conn, topic=subject.challenge_id, state=ConfirmState.REJECTED.value)
+    if attempts >= rt.settings.max_failures:
+        _ended(rt, conn, repository.kill(conn, challenge_id=subject.challenge_id,
+                                         reason="locked", now=now), now=now)
+
+
+def _ended(rt: Runtime, conn: Connection, killed: ChallengeRow | None, *, now: float) -> None:
+    """Tell the waiting browser and the relying party that the server ended a challenge
+    (``killed``: as ``repository.kill`` returned it, None if it was no longer open)."""
+    if killed is not None:
+        rt.events.publish(conn, topic=killed.id, state=ConfirmState.REJECTED.value)
+        outbox.emit(rt, conn, catalogue.challenge_ended(killed, at=now))
+
+
+def _count_user_failure(rt: Runtime, conn: Connection, *, user_id: int, now: float) -> None:
+    """One more failed proof for the user; the one that reaches the limit locks them out
+    of new challenges, which their relying parties hear about."""
+    if directory.count_user_failure(conn, user_id=user_id) == rt.settings.user_max_failures:
+        user = directory.get_user(conn, user_id)
+        outbox.emit(rt, conn, catalogue.user_changed(EventType.USER_LOCKED, user=user,
+                                                     reason="too_many_failures", at=now))
 

@@ -20,6 +20,7 @@ from qrgate.http import (
     routes_devices,
     routes_txsign,
     routes_users,
+    routes_webhooks,
 )
 from qrgate.http.access_log import AccessLog
 from qrgate.http.auth import record_pending_refusals
@@ -30,6 +31,7 @@ from qrgate.key_refresher import KeyRefresher
 from qrgate.runtime import Runtime, build_runtime, warn_if_kek_beside_database
 from qrgate.storage.db import DATABASE_ERRORS, is_unavailable
 from qrgate.web import about, pages, phone_app
+from qrgate.webhooks.worker import WebhookWorker
 
 log = logging.getLogger("qrgate.http")
 
@@ -52,9 +54,12 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
         refresher = KeyRefresher(rt.keys, events=rt.events,
                                  interval=rt.settings.key_refresh_seconds)
         refresher.start()
+        webhooks = WebhookWorker(rt)
+        webhooks.start()
         try:
             yield
         finally:
+            await webhooks.close()
             await refresher.close()
             await checkpointer.close()
             await offload(rt, _record_refusals, rt)
@@ -110,6 +115,8 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.include_router(routes_devices.router)
     app.include_router(routes_users.router)
     app.include_router(routes_txsign.router)
+    app.include_router(routes_webhooks.router)
+    routes_webhooks.document_events(app)
     app.include_router(pages.router)
     app.include_router(phone_app.build_router())
     app.include_router(about.router)

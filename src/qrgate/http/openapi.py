@@ -116,7 +116,7 @@ def install(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version, summary=app.summary,
-                                 routes=app.routes)
+                                 routes=app.routes, webhooks=app.webhooks.routes)
             components = schema.setdefault("components", {})
             components.setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
             # FastAPI's validation schemas: never answered, since 422 is a Problem here.
@@ -128,6 +128,12 @@ def install(app: FastAPI) -> None:
                     if "requestBody" in operation:
                         # A body that is not JSON text at all (not UTF-8, say) is malformed.
                         operation["responses"].setdefault("400", _problem(400))
+            for item in schema.get("webhooks", {}).values():
+                for operation in item.values():
+                    # What the receiver answers: FastAPI's default 422 would name a schema
+                    # that is removed above, and the receiver's errors are its own.
+                    operation["responses"] = {"200": {
+                        "description": "Received (any 2xx; anything else is retried)"}}
             app.openapi_schema = schema
         return app.openapi_schema
 

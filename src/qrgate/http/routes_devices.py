@@ -8,8 +8,8 @@ from fastapi import APIRouter, Request
 from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
-from qrgate.accounts import enrolment
-from qrgate.accounts.directory import DeviceRecord, unbind_device
+from qrgate.accounts import device_changes, enrolment
+from qrgate.accounts.directory import DeviceRecord
 from qrgate.confirm.repository import history
 from qrgate.core.device_auth import load_public_key
 from qrgate.core.enrolment import read_enrol_code
@@ -22,6 +22,7 @@ from qrgate.http.openapi import DEVICE, documented
 from qrgate.http.routes_confirm import history_item
 from qrgate.http.schemas import Limit, SearchQuery
 from qrgate.runtime import Runtime
+from qrgate.webhooks.catalogue import DeviceChange
 
 router = APIRouter(prefix="/v1/devices", tags=["devices"])
 
@@ -71,6 +72,7 @@ def _enrol(rt: Runtime, signed: SignedRequest,
             max_failures=max_failures,
         )
         subject.device_id = done.device.id
+        device_changes.bound(rt, conn, device=done.device, user=done.user, now=now)
         return done, "bound"
 
     def after(conn: Connection, error: QrgateError) -> None:
@@ -102,7 +104,9 @@ async def unbind_me(request: Request) -> schemas.DeviceOut:
         subject = AuditSubject(event="device.unbind", scheme="confirm", user_id=device.user_id,
                                device_id=device.id)
         unbound = run_decision(rt, subject=subject, now=now, work=lambda conn: (
-            unbind_device(conn, device_id=device.id, now=now), "unbound_by_device"))
+            device_changes.unbind(rt, conn, device_id=device.id, by=DeviceChange.DEVICE,
+                                  now=now),
+            "unbound_by_device"))
         return device_out(unbound)
 
     return await offload(rt, run)

@@ -106,7 +106,7 @@ async def activate_token(request: Request, token_id: IdPath,
 
         token = run_decision(
             rt, subject=subject, now=now, work=work,
-            on_failure=lambda conn, error: _count_token_failure(rt, conn, token_id, error),
+            on_failure=lambda conn, error: _count_token_failure(rt, conn, token_id, error, now),
             repeat_of=lambda conn: tokens.activation_repeat(
                 conn, box=rt.box, digests=rt.digests, token_id=token_id,
                 response=body.response, client_id=body.client_id))
@@ -116,10 +116,10 @@ async def activate_token(request: Request, token_id: IdPath,
 
 
 def _count_token_failure(rt: Runtime, conn: Connection, token_id: str,
-                         error: QrgateError) -> None:
+                         error: QrgateError, now: float) -> None:
     """A wrong activation answer or resync counts like a wrong response to a transaction."""
     if error.code in ("wrong_response", "resync_failed"):
-        tokens.count_failure(conn, token_id=token_id, max_failures=rt.settings.max_failures)
+        platform.count_token_failure(rt, conn, token_id=token_id, now=now)
 
 
 @router.post("/tokens/{token_id}/resync", response_model=wire.TokenOut,
@@ -156,7 +156,7 @@ async def resync_token(request: Request, token_id: IdPath, body: wire.ResyncIn) 
 
         token = run_decision(
             rt, subject=subject, now=now, work=work, repeat_of=repeat_of,
-            on_failure=lambda conn, error: _count_token_failure(rt, conn, token_id, error))
+            on_failure=lambda conn, error: _count_token_failure(rt, conn, token_id, error, now))
         return wire.TokenOut(token_id=token.id, suite=token.suite, status=token.status)
 
     return await offload(rt, run)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
-from qrgate.accounts import directory, enrolment
+from qrgate.accounts import device_changes, directory, enrolment
 from qrgate.confirm.verifiers import set_totp_secret, totp_uri
 from qrgate.core.passwords import new_password_hash
 from qrgate.decisions import AuditSubject, run_decision
@@ -20,6 +20,7 @@ from qrgate.http.openapi import API_KEY, documented
 from qrgate.http.routes_devices import device_out
 from qrgate.http.schemas import IdPath, LoginPath
 from qrgate.qrimage import render_svg
+from qrgate.webhooks.catalogue import DeviceChange
 
 router = APIRouter(prefix="/v1/users", tags=["users"])
 
@@ -176,7 +177,8 @@ async def unbind(request: Request, login: LoginPath, device_id: IdPath) -> schem
             owned = {d.id for d in directory.list_devices(conn, user_id=user.id)}
             if device_id not in owned:
                 raise NotFound("no such device for this user", code="device_not_found")
-            return directory.unbind_device(conn, device_id=device_id, now=now), "unbound_by_rp"
+            return device_changes.unbind(rt, conn, device_id=device_id,
+                                         by=DeviceChange.RELYING_PARTY, now=now), "unbound_by_rp"
 
         return device_out(run_decision(rt, subject=subject, now=now, work=work))
 

@@ -318,6 +318,66 @@ class StoredSigningKey(Base):
     retired_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
+class Webhook(Base):
+    """An application's webhook: where its events go and the key that signs them.
+
+    The signing key (Standard Webhooks' ``whsec_`` secret, as raw bytes) is AEAD ciphertext
+    under the KEK with the application in the authenticated context. After a rotation the
+    previous key still signs, beside the new one, until ``previous_expires_at``: receivers
+    switch keys without missing an event.
+    """
+
+    __tablename__ = "webhooks"
+    __table_args__ = (Index("ix_webhooks_org", "org_id"),)
+
+    app_id: Mapped[int] = mapped_column(ForeignKey("applications.id"), primary_key=True,
+                                        autoincrement=False)
+    # The application's organisation, for events about a user or device, which go to
+    # every application of the organisation that has a webhook.
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    url: Mapped[str] = mapped_column(String(300))
+    secret_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    previous_secret_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    previous_expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
+class OutboxEvent(Base):
+    """The transactional outbox of webhooks: one row per event and destination application,
+    written in the very transaction of the decision it reports (``qrgate.webhooks``).
+
+    ``id`` is the event's ``webhook-id``, the same on every attempt. A node delivers a row
+    only while it holds its lease: ``lease_owner`` and ``lease_until`` are set by one
+    conditional UPDATE that matches rows whose lease is free or expired, so two nodes never
+    send the same row at once, and a node that died mid-delivery leaves a lease that
+    expires, after which another node sends the event again.
+    """
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (
+        CheckConstraint("state IN ('pending', 'delivered', 'failed')", name="state"),
+        Index("ix_webhook_events_due", "state", "next_attempt_at"),
+        Index("ix_webhook_events_app_created", "app_id", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    app_id: Mapped[int] = mapped_column(ForeignKey("applications.id"))
+    type: Mapped[str] = mapped_column(String(32))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[float] = mapped_column(Float)
+    state: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[float] = mapped_column(Float)
+    last_attempt_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    delivered_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    last_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    lease_owner: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    lease_until: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
 # Typed handles for Core statements (``Model.__table__`` is typed as a plain FromClause).
 organisations = cast(Table, Organisation.__table__)
 applications = cast(Table, Application.__table__)
@@ -332,3 +392,5 @@ transactions = cast(Table, TxTransaction.__table__)
 audit_head = cast(Table, AuditHead.__table__)
 audit_checkpoints = cast(Table, AuditCheckpoint.__table__)
 signing_keys = cast(Table, StoredSigningKey.__table__)
+webhooks = cast(Table, Webhook.__table__)
+webhook_events = cast(Table, OutboxEvent.__table__)

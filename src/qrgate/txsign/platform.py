@@ -47,6 +47,7 @@ from qrgate.runtime import Runtime
 from qrgate.storage.models import transactions, users
 from qrgate.txsign import tokens
 from qrgate.txsign.tokens import TokenRecord
+from qrgate.webhooks import catalogue, outbox
 
 # Version 25 at ECC M holds 1,451 characters in QR alphanumeric mode, the mode of a whole
 # QG1 code: checking the length keeps rendering off the signing path
@@ -318,18 +319,22 @@ def respond(
             # The user was frozen since the row was read, or another node signed first.
             directory.ensure_not_frozen(directory.get_user(conn, row.user_id))
             raise AlreadyDecided("transaction already decided")
+        outbox.emit(rt, conn, catalogue.transaction_ended(signed, state="signed",
+                                                          reason="signed", at=now))
         return replace(signed, chain_code=chain_code), "signed"
 
     def after(conn: Connection, error: QrgateError) -> None:
         if error.code == "wrong_response":
             conn.execute(update(transactions).where(transactions.c.id == transaction_id)
                          .values(attempts=transactions.c.attempts + 1))
-            if used_token and tokens.count_failure(conn, token_id=used_token[0],
-                                                   max_failures=rt.settings.max_failures):
+            if used_token and count_token_failure(rt, conn, token_id=used_token[0], now=now):
                 subject.detail["token_locked"] = True
         if isinstance(error, Expired) or error.code == "wrong_response":
-            _close_if_spent(conn, transaction_id=transaction_id, now=now,
-                            max_failures=rt.settings.max_failures)
+            locked = _close_if_spent(conn, transaction_id=transaction_id, now=now,
+                                     max_failures=rt.settings.max_failures)
+            if locked is not None:
+                outbox.emit(rt, conn, catalogue.transaction_ended(
+                    locked, state="rejected", reason="locked", at=now))
 
     return run_decision(rt, subject=subject, now=now, work=work, on_failure=after,
                         repeat_of=repeat_of)
@@ -350,16 +355,23 @@ def _token_for(conn: Connection, *, app: directory.AppRecord, row: TxRow,
     return token
 
 
-def end_pending_for_user(conn: Connection, *, user_id: int, reason: str, now: float) -> None:
-    """Reject every transaction of a user still waiting for a response (frozen)."""
-    conn.execute(update(transactions)
-                 .where(transactions.c.user_id == user_id, transactions.c.state == "pending",
-                        transactions.c.expires_at > now)
-                 .values(state="rejected", reason=reason))
+def end_pending_for_user(conn: Connection, *, user_id: int, reason: str,
+                         now: float) -> list[TxRow]:
+    """Reject every transaction of a user still waiting for a response (frozen); returns
+    them, rejected."""
+    rows = conn.execute(update(transactions)
+                        .where(transactions.c.user_id == user_id,
+                               transactions.c.state == "pending",
+                               transactions.c.expires_at > now)
+                        .values(state="rejected", reason=reason)
+                        .returning(*transactions.c))
+    return [_row(row) for row in rows]
 
 
 def _close_if_spent(conn: Connection, *, transaction_id: str, now: float,
-                    max_failures: int) -> None:
+                    max_failures: int) -> TxRow | None:
+    """Write the expiry readers already see, or end a transaction out of attempts; returns
+    it in the second case (a decision its platform hears about)."""
     pending = (transactions.c.id == transaction_id, transactions.c.state == "pending")
     # mutation: dropping ``*pending`` is equivalent under SQLite's single writer (the refusal
     # that brought us here came from this pending row); on PostgreSQL it keeps a
@@ -367,8 +379,23 @@ def _close_if_spent(conn: Connection, *, transaction_id: str, now: float,
     conn.execute(update(transactions).where(*pending, transactions.c.expires_at <= now)
                  .values(state="expired", reason="expired"))
     # mutation: as above for ``*pending``.
-    conn.execute(update(transactions).where(*pending, transactions.c.attempts >= max_failures)
-                 .values(state="rejected", reason="locked"))
+    locked = conn.execute(update(transactions)
+                          .where(*pending, transactions.c.attempts >= max_failures)
+                          .values(state="rejected", reason="locked")
+                          .returning(*transactions.c)).first()
+    return None if locked is None else _row(locked)
+
+
+def count_token_failure(rt: Runtime, conn: Connection, *, token_id: str, now: float) -> bool:
+    """Count a failed proof of a token (a response, an activation answer, a resync);
+    returns True when it locked the token, which every application of its organisation
+    with a webhook hears about."""
+    if not tokens.count_failure(conn, token_id=token_id, max_failures=rt.settings.max_failures):
+        return False
+    token = tokens.get_token(conn, token_id)
+    outbox.emit(rt, conn, catalogue.token_locked(
+        token, user=directory.get_user(conn, token.user_id), at=now))
+    return True
 
 
 def verify_chain_code(rt: Runtime, *, code: str) -> tuple[Chain, list[TransactionText]]:
