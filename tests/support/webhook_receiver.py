@@ -42,6 +42,12 @@ class Received:
         return parsed
 
 
+def _opened() -> threading.Event:
+    event = threading.Event()
+    event.set()
+    return event
+
+
 @dataclass
 class Receiver:
     port: int = field(default_factory=free_port)
@@ -50,6 +56,8 @@ class Receiver:
     status: int = 200
     # Seconds each request takes to answer.
     delay: float = 0.0
+    # While cleared, every request waits (unanswered) until the test sets it.
+    open: threading.Event = field(default_factory=_opened)
     received: list[Received] = field(default_factory=list)
     overlaps: int = 0
     _in_flight: Counter[str] = field(default_factory=Counter)
@@ -76,6 +84,7 @@ class Receiver:
                     receiver._in_flight[msg_id] += 1
                     status = receiver.script.pop(0) if receiver.script else receiver.status
                 try:
+                    receiver.open.wait()
                     time.sleep(receiver.delay)
                     with receiver._lock:
                         receiver.received.append(Received(headers, body, status))
@@ -95,7 +104,13 @@ class Receiver:
         self._thread.start()
         return self
 
+    def in_flight(self) -> int:
+        """Requests received and not answered yet."""
+        with self._lock:
+            return sum(self._in_flight.values())
+
     def stop(self) -> None:
+        self.open.set()  # no request may hold the server's shutdown
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()

@@ -8,8 +8,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -17,6 +16,7 @@ import click
 
 from qrgate.cli.failures import Failure, cannot_write
 from qrgate.cli.output import utc_time
+from qrgate.cli.runtime import configured_runtime
 from qrgate.cli.webhook import webhook
 from qrgate.config import Settings
 
@@ -30,17 +30,6 @@ if TYPE_CHECKING:
     from qrgate.runtime import Runtime
 
 T = TypeVar("T")
-
-
-@contextmanager
-def _runtime() -> Iterator[Runtime]:
-    from qrgate.runtime import build_runtime
-
-    rt = build_runtime(Settings.from_env())
-    try:
-        yield rt
-    finally:
-        rt.close()
 
 
 def _change(rt: Runtime, event: str, work: Callable[[Connection], T], **subject: Any) -> T:
@@ -79,7 +68,7 @@ def org_create(slug: str, name: str) -> None:
     """Create an organisation; SLUG names it in every other command."""
     from qrgate.accounts import directory
 
-    with _runtime() as rt:
+    with configured_runtime() as rt:
         org_id = _change(rt, "admin.org_create", lambda conn: directory.create_org(
             conn, slug=slug, name=name, now=rt.clock()))
         _echo({"org_id": org_id, "slug": slug})
@@ -103,7 +92,7 @@ def app_create(org_slug: str, business_id: str, name: str, origin: str | None,
     from qrgate.accounts import directory
 
     policy = _policy(policy_json)
-    with _runtime() as rt:
+    with configured_runtime() as rt:
         def work(conn: Connection) -> int:
             org_id = directory.org_id_by_slug(conn, org_slug)
             return directory.create_app(conn, org_id=org_id, business_id=business_id, name=name,
@@ -121,7 +110,7 @@ def app_policy(org_slug: str, business_id: str, policy_json: str) -> None:
     from qrgate.accounts import directory
 
     policy = _policy(policy_json)
-    with _runtime() as rt:
+    with configured_runtime() as rt:
         def work(conn: Connection) -> None:
             app_id = directory.app_id_by_business_id(
                 conn, org_id=directory.org_id_by_slug(conn, org_slug), business_id=business_id)
@@ -160,7 +149,7 @@ def apikey_create(org_slug: str, business_id: str, label: str) -> None:
     """Issue an API key for an application: printed once, stored hashed."""
     from qrgate.accounts import directory
 
-    with _runtime() as rt:
+    with configured_runtime() as rt:
         def work(conn: Connection) -> str:
             app_id = directory.app_id_by_business_id(
                 conn, org_id=directory.org_id_by_slug(conn, org_slug), business_id=business_id)
@@ -177,7 +166,7 @@ def apikey_revoke(prefix: str) -> None:
     """Revoke an API key by its prefix (every node stops accepting it within a second)."""
     from qrgate.accounts import directory
 
-    with _runtime() as rt:
+    with configured_runtime() as rt:
         _change(rt, "admin.apikey_revoke",
                 lambda conn: directory.revoke_api_key(conn, prefix=prefix, now=rt.clock()))
         _echo({"revoked": prefix})
@@ -203,7 +192,7 @@ def user_create(org_slug: str, login: str, display_name: str, password_stdin: bo
 
     password = sys.stdin.readline().rstrip("\n") if password_stdin else None
     password_hash = None if not password else new_password_hash(password)
-    with _runtime() as rt:
+    with configured_runtime() as rt:
         user_id = _change(rt, "user.create", lambda conn: directory.create_user(
             conn, org_id=directory.org_id_by_slug(conn, org_slug), login=login,
             display_name=display_name, password_hash=password_hash, now=rt.clock()))
@@ -216,7 +205,7 @@ def user_list(org_slug: str) -> None:
     """List an organisation's users (JSON)."""
     from qrgate.accounts import directory
 
-    with _runtime() as rt, rt.read() as conn:
+    with configured_runtime() as rt, rt.read() as conn:
         users = directory.list_users(conn, org_id=directory.org_id_by_slug(conn, org_slug))
         _echo([{"login": u.login, "display_name": u.display_name, "frozen": u.frozen,
                 "has_totp": u.has_totp, "preferred_verifier": u.preferred_verifier}
@@ -226,7 +215,7 @@ def user_list(org_slug: str) -> None:
 def _set_user_frozen(org_slug: str, login: str, frozen: bool) -> None:
     from qrgate.accounts import directory
 
-    with _runtime() as rt:
+    with configured_runtime() as rt:
         def work(conn: Connection) -> None:
             from qrgate.freeze import set_user_frozen
 
@@ -266,7 +255,7 @@ def device_list(org_slug: str, login: str) -> None:
     """List a user's devices (JSON; times in UTC)."""
     from qrgate.accounts import directory
 
-    with _runtime() as rt, rt.read() as conn:
+    with configured_runtime() as rt, rt.read() as conn:
         found = directory.find_user(conn, org_id=directory.org_id_by_slug(conn, org_slug),
                                     login=login)
         _echo([{"device_id": d.id, "name": d.name, "status": d.status,
@@ -281,7 +270,7 @@ def device_unbind(device_id: str) -> None:
     from qrgate.accounts import device_changes
     from qrgate.webhooks.catalogue import DeviceChange
 
-    with _runtime() as rt:
+    with configured_runtime() as rt:
         _change(rt, "device.unbind", lambda conn: device_changes.unbind(
             rt, conn, device_id=device_id, by=DeviceChange.OPERATOR, now=rt.clock()),
             device_id=device_id)
@@ -308,7 +297,7 @@ def _set_device_frozen(device_id: str, frozen: bool) -> None:
     from qrgate.accounts import device_changes
     from qrgate.webhooks.catalogue import DeviceChange
 
-    with _runtime() as rt:
+    with configured_runtime() as rt:
         _change(rt, "device.freeze" if frozen else "device.unfreeze",
                 lambda conn: device_changes.set_frozen(
                     rt, conn, device_id=device_id, frozen=frozen, by=DeviceChange.OPERATOR,
@@ -356,7 +345,7 @@ def retire_key(rt: Runtime, kid: bytes) -> bool:
 @keys.command("rotate")
 def keys_rotate() -> None:
     """Make a new active key; the old one keeps verifying until retired."""
-    with _runtime() as rt:
+    with configured_runtime() as rt:
         rotation = rotate_keys(rt)
     _echo({"active_kid": rotation.active_kid.hex(),
            "previous_kid": rotation.previous_kid.hex()})
@@ -375,7 +364,7 @@ def keys_retire(kid_hex: str) -> None:
     if len(kid) != 8:
         raise click.BadParameter("a key id is 16 hex digits, as keys list shows it",
                                  param_hint="KID")
-    with _runtime() as rt:
+    with configured_runtime() as rt:
         changed = retire_key(rt, kid)
     _echo({"retired": kid_hex.lower(), "changed": changed})
 
@@ -383,7 +372,7 @@ def keys_retire(kid_hex: str) -> None:
 @keys.command("list")
 def keys_list() -> None:
     """Show every key: its id, state (active, verify, retired) and dates."""
-    with _runtime() as rt:
+    with configured_runtime() as rt:
         infos = rt.keys.describe()
         active = rt.keyring.active_kid
     _echo({"active": active.hex(), "keys": [

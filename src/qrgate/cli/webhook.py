@@ -8,14 +8,12 @@ up a replayed event at once on PostgreSQL (a NOTIFY hint), within a few seconds 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from qrgate.cli.output import utc_time
-from qrgate.config import Settings
+from qrgate.cli.runtime import configured_runtime
 
 if TYPE_CHECKING:
     from qrgate.accounts.directory import AppRecord
@@ -23,17 +21,6 @@ if TYPE_CHECKING:
     from qrgate.webhooks.repository import Delivery, Endpoint
 
 _ACTOR = "cli"
-
-
-@contextmanager
-def _runtime() -> Iterator[Runtime]:
-    from qrgate.runtime import build_runtime
-
-    rt = build_runtime(Settings.from_env())
-    try:
-        yield rt
-    finally:
-        rt.close()
 
 
 def _app(rt: Runtime, org_slug: str, business_id: str) -> AppRecord:
@@ -90,7 +77,7 @@ def webhook_set(org_slug: str, business_id: str, url: str) -> None:
     printed once; an existing webhook keeps its key."""
     from qrgate.webhooks import manage
 
-    with _runtime() as rt:
+    with configured_runtime() as rt:
         endpoint, secret = manage.set_webhook(rt, app=_app(rt, org_slug, business_id), url=url,
                                               actor=_ACTOR)
     _echo(_endpoint(endpoint, secret=secret))
@@ -103,7 +90,7 @@ def webhook_show(org_slug: str, business_id: str) -> None:
     """An application's webhook (never its key)."""
     from qrgate.webhooks import repository
 
-    with _runtime() as rt:
+    with configured_runtime() as rt:
         app = _app(rt, org_slug, business_id)
         with rt.read() as conn:
             endpoint = repository.get_endpoint(conn, app.id)
@@ -117,7 +104,7 @@ def webhook_rotate(org_slug: str, business_id: str) -> None:
     """A new signing key, printed once; the old one also signs for a day."""
     from qrgate.webhooks import manage
 
-    with _runtime() as rt:
+    with configured_runtime() as rt:
         endpoint, secret = manage.rotate_secret(rt, app=_app(rt, org_slug, business_id),
                                                 actor=_ACTOR)
     _echo(_endpoint(endpoint, secret=secret))
@@ -130,7 +117,7 @@ def webhook_delete(org_slug: str, business_id: str) -> None:
     """Stop sending an application's events; those not delivered yet are dropped."""
     from qrgate.webhooks import manage
 
-    with _runtime() as rt:
+    with configured_runtime() as rt:
         manage.delete_webhook(rt, app=_app(rt, org_slug, business_id), actor=_ACTOR)
     _echo({"org": org_slug, "business_id": business_id, "deleted": True})
 
@@ -154,7 +141,7 @@ def webhook_deliveries(org_slug: str | None, business_id: str | None, state: str
     if failed and state not in (None, "failed"):
         raise click.UsageError("--failed and --state say different things")
     wanted: Any = "failed" if failed else state
-    with _runtime() as rt:
+    with configured_runtime() as rt:
         app_id = org_id = None
         if org_slug is not None and business_id is not None:
             app_id = _app(rt, org_slug, business_id).id
@@ -174,6 +161,6 @@ def webhook_replay(event_id: str) -> None:
     from qrgate.webhooks import manage
 
     inputs.identifier(event_id, what="event id")
-    with _runtime() as rt:
+    with configured_runtime() as rt:
         delivery = manage.replay(rt, event_id=event_id, app=None, actor=_ACTOR)
     _echo({"event_id": delivery.event_id, "type": delivery.type, "state": delivery.state})

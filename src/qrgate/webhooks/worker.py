@@ -103,6 +103,9 @@ class WebhookWorker:
                             type(error).__name__)
             return POLL_SECONDS
         except Exception:
+            # The worker outlives any one turn: an unforeseen error here must not end
+            # delivery for the whole process. Nothing is lost: the events stay in the
+            # outbox, their leases expire, and the next turn takes them again.
             log.exception("webhook delivery turn failed")
             return POLL_SECONDS
         if due is None:
