@@ -42,6 +42,9 @@ INTEGER_RANGES: Final[dict[str, tuple[str, int, int, str]]] = {
     "QRGATE_AUDIT_CHECKPOINT_SECONDS": ("audit_checkpoint_seconds", 0, 86_400, " seconds"),
     "QRGATE_KEY_REFRESH_SECONDS": ("key_refresh_seconds", 1, 300, " seconds"),
     "QRGATE_WEBHOOK_RETENTION_DAYS": ("webhook_retention_days", 1, 3_650, " days"),
+    "QRGATE_ACCESS_PASS_TTL": ("access_pass_ttl", 300, 604_800, " seconds"),
+    "QRGATE_REPORT_BLOCK_SECONDS": ("report_block_seconds", 0, 604_800, " seconds"),
+    "QRGATE_MAX_PIN_FAILURES": ("max_pin_failures", 1, 20, ""),
 }
 
 # Seconds between a webhook's failed attempt and the next one: the first retry after 5 s,
@@ -96,6 +99,12 @@ class Settings:
     webhook_allow_loopback: bool = False
     webhook_allow_private: bool = False
     webhook_retention_days: int = 30
+    # How long a temporary access pass (lost phone) is valid when its issuer names no time.
+    access_pass_ttl: int = 3_600
+    # After a "this wasn't me" report, how long the user gets no new challenge (0: none).
+    report_block_seconds: int = 900
+    # Wrong app-lock PINs a phone may send before its PIN is refused for good.
+    max_pin_failures: int = 5
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -220,6 +229,9 @@ class Settings:
             webhook_allow_loopback=switch("QRGATE_WEBHOOK_ALLOW_LOOPBACK", False),
             webhook_allow_private=switch("QRGATE_WEBHOOK_ALLOW_PRIVATE", False),
             webhook_retention_days=integer("QRGATE_WEBHOOK_RETENTION_DAYS", 30),
+            access_pass_ttl=integer("QRGATE_ACCESS_PASS_TTL", 3_600),
+            report_block_seconds=integer("QRGATE_REPORT_BLOCK_SECONDS", 900),
+            max_pin_failures=integer("QRGATE_MAX_PIN_FAILURES", 5),
             env=source,
         )
 

@@ -19,7 +19,7 @@ ErrorCode = Literal[
     "headers_too_large", "invalid_field", "invalid_request", "invalid_amount",
     "unreadable_image", "bad_public_key", "bad_key_material", "unsupported_key",
     "kid_mismatch", "bad_jwks", "reserved_claim", "bad_ocra_suite", "bad_ocra_input",
-    "bad_chain", "bad_webhook_url",
+    "bad_chain", "bad_webhook_url", "bad_unlock_proof",
     # cryptographic failures
     "bad_signature", "unknown_key", "wrong_code_type", "decryption_failed",
     # callers
@@ -30,6 +30,7 @@ ErrorCode = Literal[
     "not_found", "challenge_not_found", "transaction_not_found", "token_not_found",
     "user_not_found", "device_not_found", "app_not_found", "org_not_found",
     "enrolment_not_found", "api_key_not_found", "webhook_not_found", "event_not_found",
+    "access_pass_not_found",
     "method_not_allowed",
     "conflict", "org_exists", "app_exists", "user_exists", "token_exists",
     # challenge lifecycle and checks
@@ -41,6 +42,9 @@ ErrorCode = Literal[
     "not_scanned", "not_signed", "wrong_otp", "wrong_response", "resync_failed",
     "token_inactive", "no_token", "unknown_parent", "tampered_chain", "chain_too_long",
     "broken_chain", "text_mismatch",
+    # real life with the phone app: lost phones, no network, app lock, reports
+    "access_pass_expired", "access_pass_used", "wrong_offline_code", "offline_unavailable",
+    "app_lock_required", "wrong_pin", "pin_locked", "lock_not_set_up", "user_blocked",
     # the server itself
     "internal_error", "database_unavailable",
 ]

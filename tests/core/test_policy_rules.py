@@ -22,18 +22,20 @@ def test_the_default_policy() -> None:
     assert policy.risky_operations == {"login", "password_change", "device_add"}
     assert policy.default_verifier == QR and policy.allowed_verifiers == BOTH
     assert policy.confirm_ttl is None and dict(policy.verifiers_by_operation) == {}
+    assert policy.require_app_lock is False
 
 
 def test_a_policy_round_trips_through_its_stored_form() -> None:
     policy = AppPolicy(number_matching=NumberMatching.ALWAYS,
                        risky_operations=frozenset({"wire"}), amount_threshold=None,
                        default_verifier=TOTP, verifiers_by_operation={"login": QR},
-                       allowed_verifiers=BOTH, confirm_ttl=90)
+                       allowed_verifiers=BOTH, confirm_ttl=90, require_app_lock=True)
     stored = policy.to_dict()
     assert stored == {"number_matching": "always", "risky_operations": ["wire"],
                       "amount_threshold": None, "default_verifier": "totp",
                       "verifiers_by_operation": {"login": "qr"},
-                      "allowed_verifiers": ["qr", "totp"], "confirm_ttl": 90}
+                      "allowed_verifiers": ["qr", "totp"], "confirm_ttl": 90,
+                      "require_app_lock": True}
     assert AppPolicy.from_dict(stored) == policy
     assert AppPolicy().to_dict()["amount_threshold"] == "1000"
     assert AppPolicy.from_dict(AppPolicy().to_dict()) == AppPolicy()
@@ -43,6 +45,7 @@ def test_a_policy_round_trips_through_its_stored_form() -> None:
 
 @pytest.mark.parametrize("raw", [
     {"number_matching": "sometimes"},
+    {"require_app_lock": "yes"},
     {"amount_threshold": "lots"},
     {"verifiers_by_operation": ["login"]},
     {"verifiers_by_operation": {"login": "sms"}},

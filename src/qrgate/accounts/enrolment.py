@@ -8,12 +8,14 @@ UPDATE, so a code used twice, even on two nodes at once, binds one device.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, insert, select, update
 
 from qrgate.accounts import directory
 from qrgate.accounts.tokens import new_id, new_numeric_code, new_secret
+from qrgate.core.aead import SecretBox
 from qrgate.core.digests import SecretDigests
 from qrgate.core.enrolment import EnrolCode, issue_enrol_code
 from qrgate.core.keyring import KeyRing
@@ -34,6 +36,8 @@ class EnrolmentStart:
 class EnrolmentDone:
     device: directory.DeviceRecord
     user: directory.UserRecord
+    # Handed to the phone once, for offline approval codes (qrgate.confirm.offline).
+    offline_secret: bytes
 
 
 def begin_enrolment(
@@ -115,6 +119,7 @@ def confirmed(pending: PendingEnrolment, *, digests: SecretDigests, password: st
 def complete_enrolment(
     conn: Connection,
     *,
+    box: SecretBox,
     pending: PendingEnrolment,
     confirmed: bool,
     public_key: bytes,
@@ -139,14 +144,35 @@ def complete_enrolment(
     if consumed is None:
         raise Replayed("enrolment code was already used")
     user = directory.get_user(conn, pending.user_id)
+    return bind_device(conn, box=box, user=user, device_id=device_id, public_key=public_key,
+                       client_app_id=client_app_id, device_name=device_name, now=now)
+
+
+def bind_device(conn: Connection, *, box: SecretBox, user: directory.UserRecord,
+                device_id: str, public_key: bytes, client_app_id: str, device_name: str,
+                now: float) -> EnrolmentDone:
+    """Store a new phone of ``user`` with its device key and a fresh offline secret."""
     directory.ensure_not_frozen(user)
+    offline_secret = new_offline_secret()
     conn.execute(
         insert(devices).values(
             id=device_id, user_id=user.id, client_app_id=client_app_id, name=device_name,
             public_key=public_key, status="active", created_at=now,
+            offline_secret_enc=box.seal(offline_secret,
+                                        context=offline_secret_context(device_id)),
         )
     )
-    return EnrolmentDone(device=directory.get_device(conn, device_id), user=user)
+    return EnrolmentDone(device=directory.get_device(conn, device_id), user=user,
+                         offline_secret=offline_secret)
+
+
+def new_offline_secret() -> bytes:
+    # 32 bytes: the HMAC-SHA256 key size of the offline codes' OCRA suite.
+    return secrets.token_bytes(32)
+
+
+def offline_secret_context(device_id: str) -> bytes:
+    return f"devices.offline_secret:{device_id}".encode()
 
 
 def count_failed_confirmation(conn: Connection, *, enrolment_id: str) -> None:

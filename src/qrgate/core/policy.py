@@ -35,6 +35,8 @@ class AppPolicy:
     verifiers_by_operation: Mapping[str, VerifierKind] = field(default_factory=dict)
     allowed_verifiers: frozenset[VerifierKind] = frozenset(VerifierKind)
     confirm_ttl: int | None = None
+    # Approvals count only from a locked app that proves its unlock (qrgate.accounts.app_lock).
+    require_app_lock: bool = False
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, object]) -> AppPolicy:
@@ -46,9 +48,12 @@ class AppPolicy:
             allowed = raw.get("allowed_verifiers", [v.value for v in VerifierKind])
             risky = raw.get("risky_operations", sorted(cls().risky_operations))
             ttl = raw.get("confirm_ttl")
+            require_lock = raw.get("require_app_lock", False)
             if not isinstance(by_operation, Mapping) or not isinstance(allowed, list):
                 raise TypeError
             if not isinstance(risky, list) or not (ttl is None or isinstance(ttl, int)):
+                raise TypeError
+            if not isinstance(require_lock, bool):
                 raise TypeError
             policy = cls(
                 number_matching=matching,
@@ -60,6 +65,7 @@ class AppPolicy:
                 },
                 allowed_verifiers=frozenset(VerifierKind(str(kind)) for kind in allowed),
                 confirm_ttl=ttl,
+                require_app_lock=require_lock,
             )
         except (ValueError, TypeError, InvalidOperation):
             raise InvalidField("application policy is not valid") from None
@@ -78,6 +84,7 @@ class AppPolicy:
             "verifiers_by_operation": {k: v.value for k, v in self.verifiers_by_operation.items()},
             "allowed_verifiers": sorted(v.value for v in self.allowed_verifiers),
             "confirm_ttl": self.confirm_ttl,
+            "require_app_lock": self.require_app_lock,
         }
 
     def needs_number_matching(self, *, operation: str, amount: Decimal | None) -> bool:

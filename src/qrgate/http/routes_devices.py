@@ -67,7 +67,7 @@ def _enrol(rt: Runtime, signed: SignedRequest,
 
     def work(conn: Connection) -> tuple[enrolment.EnrolmentDone, str]:
         done = enrolment.complete_enrolment(
-            conn, pending=pending, confirmed=confirmed, public_key=public_key,
+            conn, box=rt.box, pending=pending, confirmed=confirmed, public_key=public_key,
             client_app_id=body.client_app_id, device_name=body.name, now=now,
             max_failures=max_failures,
         )
@@ -80,8 +80,14 @@ def _enrol(rt: Runtime, signed: SignedRequest,
             enrolment.count_failed_confirmation(conn, enrolment_id=pending.enrolment_id)
 
     done = run_decision(rt, subject=subject, now=now, work=work, on_failure=after)
-    return schemas.DeviceEnrolled(**device_out(done.device).model_dump(),
-                                  login=done.user.login, keys=rt.keyring.verifier.to_jwks())
+    return enrolled(rt, done)
+
+
+def enrolled(rt: Runtime, done: enrolment.EnrolmentDone) -> schemas.DeviceEnrolled:
+    return schemas.DeviceEnrolled(
+        **device_out(done.device).model_dump(), login=done.user.login,
+        keys=rt.keyring.verifier.to_jwks(),
+        offline_secret=base64.urlsafe_b64encode(done.offline_secret).rstrip(b"=").decode())
 
 
 @router.get("/me", response_model=schemas.DeviceOut, summary="This phone as the server knows it",

@@ -191,6 +191,9 @@ class DeviceOut(BaseModel):
 class DeviceEnrolled(DeviceOut):
     login: str
     keys: Mapping[str, object] = Field(description="JWKS of the server's code-signing keys")
+    offline_secret: str = Field(
+        description="base64url of the 32-byte secret the phone derives offline approval "
+                    "codes from; given once, kept by the phone as a non-exportable key")
 
 
 class TotpOut(BaseModel):

@@ -17,6 +17,7 @@ from typing import Any, ClassVar, cast
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     Float,
     ForeignKey,
@@ -100,6 +101,8 @@ class User(Base):
     failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
     frozen_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     created_at: Mapped[float] = mapped_column(Float)
+    # Set by a "this wasn't me" report: no new challenge for the user before this time.
+    blocked_until: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class Enrolment(Base):
@@ -134,6 +137,58 @@ class Device(Base):
     status: Mapped[str] = mapped_column(String(16), default="active")
     created_at: Mapped[float] = mapped_column(Float)
     unbound_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # The secret the phone derives offline approval codes from (qrgate.confirm.offline),
+    # AEAD ciphertext; handed to the phone once, at enrolment.
+    offline_secret_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    # App lock (qrgate.accounts.app_lock): the key derived from the phone's PIN, as AEAD
+    # ciphertext, the wrong PINs counted since the last right one, and the platform
+    # authenticator's WebAuthn credential.
+    lock_pin_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    lock_pin_failures: Mapped[int] = mapped_column(Integer, default=0,
+                                                   server_default=text("0"))
+    webauthn_credential_id: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    webauthn_public_key: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    webauthn_sign_count: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class AccessPass(Base):
+    """A temporary access pass: a user who lost their phone enrols a new one with it.
+
+    Found by the keyed digest of the pass itself (nothing else identifies it), used once.
+    """
+
+    __tablename__ = "access_passes"
+    __table_args__ = (Index("ix_access_passes_user", "user_id"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    pass_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    # Who issued it: "operator" (CLI) or "relying_party" (API, app_id set).
+    issued_by: Mapped[str] = mapped_column(String(16))
+    app_id: Mapped[int | None] = mapped_column(ForeignKey("applications.id"), nullable=True)
+    # Whether the phone enrolled with it replaces the user's other devices (unbinds them).
+    revoke_devices: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float)
+    used_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    device_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+
+class Report(Base):
+    """A user's "this wasn't me": a challenge or transaction they did not start."""
+
+    __tablename__ = "reports"
+    __table_args__ = (Index("ix_reports_user_created", "user_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    device_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    scheme: Mapped[str] = mapped_column(String(16))
+    challenge_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    transaction_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    blocked_until: Mapped[float] = mapped_column(Float)
 
 
 class Challenge(Base):
@@ -394,3 +449,5 @@ audit_checkpoints = cast(Table, AuditCheckpoint.__table__)
 signing_keys = cast(Table, StoredSigningKey.__table__)
 webhooks = cast(Table, Webhook.__table__)
 webhook_events = cast(Table, OutboxEvent.__table__)
+access_passes = cast(Table, AccessPass.__table__)
+reports = cast(Table, Report.__table__)
