@@ -36,22 +36,28 @@ from sqlalchemy.engine import make_url
 
 import qrgate
 from qrgate.accounts import directory
+from qrgate.accounts.access_passes import new_access_pass
+from qrgate.accounts.access_passes import shown as shown_pass
 from qrgate.cli.main import cli
 from qrgate.clients.phone import PhoneSimulator
 from qrgate.clients.token import SoftToken
 from qrgate.confirm import operations, repository, verification
 from qrgate.core import ocra
+from qrgate.core.app_lock import LockChange, change_message, decision_message
 from qrgate.core.codes import Claim, CodeType, decode_code, encode_code
 from qrgate.core.confirm import issue_code
+from qrgate.core.device_auth import public_key_bytes
 from qrgate.core.keyring import KeyRing, PublicKeySet, SigningKey
+from qrgate.core.policy import AppPolicy, NumberMatching
 from qrgate.core.txsign import MAX_CHAIN_LINKS, ChainClaim, LinkKey
-from qrgate.errors import ERROR_CODES, QrgateError
+from qrgate.errors import ERROR_CODES, Conflict, QrgateError
 from qrgate.freeze import set_user_frozen
 from qrgate.http.auth import authenticate_app
 from qrgate.http.problems import PROBLEM_MEDIA_TYPE
-from qrgate.storage.models import enrolments, transactions
+from qrgate.storage.models import access_passes, devices, enrolments, transactions
 from qrgate.txsign.tokens import DEFAULT_SUITE, activation_question, read_enrolment_code
 from support import fresh
+from support.authenticator import SoftAuthenticator, b64u, pin_unlock
 from support.deployment import POSTGRESQL_NOT_SET, Deployment, fresh_database
 from support.stack import Clock, Stack
 from support.tcp_proxy import proxied
@@ -411,6 +417,32 @@ def an_enrolment_the_database_forgot(world: World) -> httpx.Response:
                                    confirm_code=enrolment["confirm_code"])
 
 
+def pass_request(phone: PhoneSimulator, access_pass: str) -> httpx.Response:
+    """The request ``phone.enrol_with_pass`` sends, answered as it is."""
+    public_key = base64.urlsafe_b64encode(public_key_bytes(phone.private_key.public_key()))
+    return phone._signed("POST", "/v1/devices", {
+        "access_pass": access_pass, "public_key": public_key.rstrip(b"=").decode(),
+        "name": phone.name}, device_id="new")
+
+
+def an_access_pass_never_issued(world: World) -> httpx.Response:
+    return pass_request(world.stack.phone(), shown_pass(new_access_pass()))
+
+
+def an_access_pass_past_its_time(world: World) -> httpx.Response:
+    issued = world.stack.rp.issue_access_pass(fresh.user(world.stack))
+    # As if its time had passed (the scenarios' shared clock only moves forward a little).
+    edit_database(world.stack, update(access_passes).where(
+        access_passes.c.id == issued["access_pass_id"]).values(expires_at=world.clock()))
+    return pass_request(world.stack.phone(), issued["access_pass"])
+
+
+def an_access_pass_used_by_a_second_phone(world: World) -> httpx.Response:
+    issued = world.stack.rp.issue_access_pass(fresh.user(world.stack))
+    world.stack.phone().enrol_with_pass(issued["access_pass"])
+    return pass_request(world.stack.phone(), issued["access_pass"])
+
+
 def a_webhook_never_configured(world: World) -> httpx.Response:
     # The rival's application: no scenario gives it a webhook.
     return httpx.get(f"{world.stack.base_url}/v1/webhook",
@@ -556,6 +588,97 @@ def a_user_after_too_many_wrong_numbers(world: World) -> httpx.Response:
     return start_request(world, login)
 
 
+def a_user_who_reported_a_request(world: World) -> httpx.Response:
+    login, phone = fresh.user_with_phone(world.stack)
+    started, _ = world.stack.start(login)
+    phone.scan_text(started["code"])
+    phone.decide(started["challenge_id"], approve=False, report=True)
+    return start_request(world, login)
+
+
+# App lock: challenges of an application whose policy requires it (made once per deployment).
+LOCKED_APP = "locked-app"
+
+
+def a_challenge_of_a_locked_app(world: World) -> tuple[PhoneSimulator, str]:
+    """A fresh user's phone, with a challenge of ``LOCKED_APP`` scanned."""
+    try:
+        with world.stack.rt.engine.begin() as conn:
+            directory.create_app(
+                conn, org_id=directory.org_id_by_slug(conn, "bank"), business_id=LOCKED_APP,
+                name="Locked banking", origin="https://bank.example", now=world.clock(),
+                policy=AppPolicy(number_matching=NumberMatching.OFF, require_app_lock=True))
+    except Conflict:
+        pass  # made by an earlier scenario
+    login, phone = fresh.user_with_phone(world.stack)
+    started, _ = world.stack.start(login, business_id=LOCKED_APP)
+    phone.scan_text(started["code"])
+    return phone, started["challenge_id"]
+
+
+def approve_unlocked(phone: PhoneSimulator, challenge_id: str,
+                     unlock: dict[str, Any] | None) -> httpx.Response:
+    body: dict[str, Any] = {"decision": "approve", "unlock": unlock}
+    return phone._signed("POST", f"/v1/confirm/challenges/{challenge_id}/decision", body)
+
+
+def approve_with_pin(phone: PhoneSimulator, challenge_id: str, key: bytes) -> httpx.Response:
+    message = decision_message(challenge_id=challenge_id, decision="approve", number=None)
+    return approve_unlocked(phone, challenge_id, pin_unlock(key, message))
+
+
+def with_a_pin(world: World) -> tuple[PhoneSimulator, bytes]:
+    _, phone = fresh.user_with_phone(world.stack)
+    key = secrets.token_bytes(32)  # the server sees only the key the PIN derives
+    phone.call("PUT", "/v1/devices/me/lock/pin", {"key": b64u(key)})
+    return phone, key
+
+
+def an_unlocked_app_approving_for_a_locked_service(world: World) -> httpx.Response:
+    phone, challenge_id = a_challenge_of_a_locked_app(world)
+    return approve_unlocked(phone, challenge_id, None)
+
+
+def a_pin_unlock_from_a_phone_without_a_pin(world: World) -> httpx.Response:
+    phone, challenge_id = a_challenge_of_a_locked_app(world)
+    return approve_with_pin(phone, challenge_id, secrets.token_bytes(32))
+
+
+def a_pin_guessed(phone: PhoneSimulator) -> httpx.Response:
+    """Someone holding the phone tries to replace its PIN, guessing the old one."""
+    return phone._signed("PUT", "/v1/devices/me/lock/pin", {
+        "key": b64u(secrets.token_bytes(32)),
+        "unlock": pin_unlock(secrets.token_bytes(32), b"guessed")})
+
+
+def a_wrong_pin(world: World) -> httpx.Response:
+    phone, _ = with_a_pin(world)
+    return a_pin_guessed(phone)
+
+
+def a_right_pin_after_too_many_wrong_ones(world: World) -> httpx.Response:
+    phone, key = with_a_pin(world)
+    for _ in range(world.stack.rt.settings.max_pin_failures):
+        a_pin_guessed(phone)
+    message = change_message(device_id=str(phone.device_id), change=LockChange.TURN_OFF)
+    return phone._signed("POST", "/v1/devices/me/lock/off",
+                         {"unlock": pin_unlock(key, message)})
+
+
+def an_assertion_without_user_verification(world: World) -> httpx.Response:
+    phone, key = with_a_pin(world)
+    authenticator = SoftAuthenticator(origin=world.stack.rt.settings.public_url)
+    options = phone.call("POST", "/v1/devices/me/lock/webauthn/options")
+    message = change_message(device_id=str(phone.device_id), change=LockChange.ADD_WEBAUTHN,
+                             material=authenticator.credential_id)
+    phone.call("POST", "/v1/devices/me/lock/webauthn", {
+        "credential": authenticator.create(options), "unlock": pin_unlock(key, message)})
+    authenticator.user_verified = False  # touched, but no fingerprint or face
+    message = change_message(device_id=str(phone.device_id), change=LockChange.TURN_OFF)
+    return phone._signed("POST", "/v1/devices/me/lock/off",
+                         {"unlock": authenticator.assert_(message)})
+
+
 def a_token_after_too_many_wrong_activations(world: World) -> httpx.Response:
     enrolment = world.platform.call("POST", "/v1/txsign/tokens",
                                     json={"login": fresh.user(world.stack)})
@@ -640,6 +763,24 @@ def a_wrong_one_time_password(world: World) -> httpx.Response:
     otp = next(code for code in ("000000", "111111", "222222") if code not in accepted)
     challenge_id = start_request(world, login, verifier="totp").json()["challenge_id"]
     return world.api.post(f"/v1/confirm/challenges/{challenge_id}/otp", json={"otp": otp})
+
+
+def an_offline_code_made_with_another_number(world: World) -> httpx.Response:
+    login, phone = fresh.user_with_phone(world.stack)
+    started, browser = world.stack.start(login, number_matching=True)
+    code = phone.offline_code(started["code"], number=another_number(started["number"]))
+    return browser._http.post(f"/v1/confirm/challenges/{started['challenge_id']}/offline-code",
+                              json={"code": code})
+
+
+def an_offline_code_for_a_phone_enrolled_before_offline_secrets(
+        world: World) -> httpx.Response:
+    login, phone = fresh.user_with_phone(world.stack)
+    edit_database(world.stack, update(devices).where(devices.c.id == phone.device_id)
+                  .values(offline_secret_enc=None))
+    started, browser = world.stack.start(login)
+    return browser._http.post(f"/v1/confirm/challenges/{started['challenge_id']}/offline-code",
+                              json={"code": "12345678"})
 
 
 def a_wrong_token_response(world: World) -> httpx.Response:
@@ -778,6 +919,9 @@ THROUGH_THE_API: dict[str, ThroughTheApi] = {
     "device_not_found": ThroughTheApi(404, a_device_the_user_does_not_have),
     "app_not_found": ThroughTheApi(404, an_unknown_business_id),
     "enrolment_not_found": ThroughTheApi(404, an_enrolment_the_database_forgot),
+    "access_pass_not_found": ThroughTheApi(404, an_access_pass_never_issued),
+    "access_pass_expired": ThroughTheApi(410, an_access_pass_past_its_time),
+    "access_pass_used": ThroughTheApi(409, an_access_pass_used_by_a_second_phone),
     "webhook_not_found": ThroughTheApi(404, a_webhook_never_configured),
     "event_not_found": ThroughTheApi(404, an_unknown_webhook_event_replayed),
     "method_not_allowed": ThroughTheApi(405, a_method_the_path_does_not_serve),
@@ -798,6 +942,12 @@ THROUGH_THE_API: dict[str, ThroughTheApi] = {
     "number_required": ThroughTheApi(403, an_approval_without_the_number),
     "locked": ThroughTheApi(423, an_enrolment_after_too_many_wrong_codes),
     "user_locked": ThroughTheApi(423, a_user_after_too_many_wrong_numbers),
+    "user_blocked": ThroughTheApi(423, a_user_who_reported_a_request),
+    "app_lock_required": ThroughTheApi(403, an_unlocked_app_approving_for_a_locked_service),
+    "lock_not_set_up": ThroughTheApi(403, a_pin_unlock_from_a_phone_without_a_pin),
+    "wrong_pin": ThroughTheApi(401, a_wrong_pin),
+    "pin_locked": ThroughTheApi(423, a_right_pin_after_too_many_wrong_ones),
+    "bad_unlock_proof": ThroughTheApi(403, an_assertion_without_user_verification),
     "token_locked": ThroughTheApi(423, a_token_after_too_many_wrong_activations),
     "frozen": ThroughTheApi(423, a_user_frozen_by_an_operator),
     "verifier_unavailable": ThroughTheApi(409, totp_for_a_user_without_it),
@@ -808,6 +958,9 @@ THROUGH_THE_API: dict[str, ThroughTheApi] = {
     "not_scanned": ThroughTheApi(403, a_decision_before_any_scan),
     "not_signed": ThroughTheApi(403, the_chain_of_an_unsigned_transaction),
     "wrong_otp": ThroughTheApi(401, a_wrong_one_time_password),
+    "wrong_offline_code": ThroughTheApi(401, an_offline_code_made_with_another_number),
+    "offline_unavailable": ThroughTheApi(
+        409, an_offline_code_for_a_phone_enrolled_before_offline_secrets),
     "wrong_response": ThroughTheApi(401, a_wrong_token_response),
     "resync_failed": ThroughTheApi(401, a_resync_with_a_wrong_response),
     "token_inactive": ThroughTheApi(403, a_resync_of_a_token_never_activated),

@@ -170,6 +170,9 @@ BODY_SLOTS = {"login": LOGIN, "account": LOGIN, "business_id": BUSINESS, "platfo
 OPERATION_BODY_SLOTS: dict[Label, dict[str, SlotKind]] = {
     "POST /v1/confirm/scan": {"code": SCANNED},
     "POST /v1/devices": {"password": PASSWORD_SLOT, "confirm_code": CONFIRM_CODE},
+    # What a "this wasn't me" report names: the reported user's own request only.
+    "POST /v1/users/{login}/reports": {"challenge_id": CHALLENGE,
+                                       "transaction_id": TRANSACTION},
 }
 # Fields named like ids that name nothing an organisation owns.
 NOT_SLOTS = {
@@ -206,6 +209,9 @@ class Caller(StrEnum):
 
 # Signed by the key being bound (``Qrgate-Device: new``), not by a bound phone.
 NEW_DEVICE_OPERATIONS = {"POST /v1/devices"}
+# Body fields of which the request needs one (a validator says so, not the schema's
+# "required"): the walk sends the first.
+ONE_OF_REQUIRED: dict[Label, list[str]] = {"POST /v1/devices": ["code"]}  # or access_pass
 
 
 def callers_of(label: Label, security: list[dict[str, list[str]]]) -> list[Caller]:
@@ -326,6 +332,8 @@ class Bank:
     confirm_code: str
     event_id: str
     business_id: str = "web"
+    # The offline approval code of alice's phone for the pending challenge.
+    pending_offline_code: str = ""
 
     def canaries(self) -> list[str]:
         return [self.org_name, BANK_CANARY, self.pending_challenge, self.totp_challenge,
@@ -392,6 +400,8 @@ def seed(stack: Stack) -> tuple[Bank, Rival]:
         pending_answer=token.sign(pending_tx["challenge_code"]), chain_code=chain_code,
         confirm_code=rp.start_enrolment("alice")["confirm_code"],
         event_id=delivered_events(stack)[0],
+        pending_offline_code=alice_phone.offline_code(pending["code"],
+                                                      number=pending["number"]),
     )
 
     other = stack.other
@@ -508,12 +518,19 @@ def body_fields(bank: Bank, rival: Rival, label: Label, *,
         "questions": lambda: ["0" * 64, "1" * 64],
         "responses": lambda: ["00000000", "00000001"],
         "url": lambda: "https://hooks.rival.invalid/qrgate",
+        # App lock (/v1/devices/me/lock): the rival's phone locks itself, naming nothing.
+        "key": lambda: "A" * 43,
+        "unlock": lambda: {"method": "pin", "proof": "A" * 43},
+        "credential": lambda: {"id": "AAAA", "rawId": "AAAA", "type": "public-key", "response": {
+            "clientDataJSON": "e30", "attestationObject": "oA"}},
     }
     if new_key is not None:
         fields["public_key"] = lambda: encoded_public_key(new_key)
     codes = {
         "POST /v1/devices": lambda: rival.new_enrolment()["code"],
         "POST /v1/txsign/verify": lambda: bank.chain_code,
+        "POST /v1/confirm/challenges/{challenge_id}/offline-code":
+            lambda: bank.pending_offline_code,
     }
     if label in codes:
         fields["code"] = codes[label]
@@ -560,7 +577,7 @@ def operations_of(document: dict[str, Any], fields: Callable[[Label], dict[str, 
             required: list[str] = []
             if body is not None:
                 schema = schemas[body["schema"]["$ref"].rsplit("/", 1)[1]]
-                required = list(schema.get("required", []))
+                required = [*schema.get("required", []), *ONE_OF_REQUIRED.get(label, [])]
                 by_name = {**BODY_SLOTS, **OPERATION_BODY_SLOTS.get(label, {})}
                 for name in schema["properties"]:
                     if name in by_name:

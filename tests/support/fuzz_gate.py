@@ -85,7 +85,15 @@ ACCEPTANCE_EXTRAS: Final[Mapping[str, list[str]]] = {
     "POST /v1/txsign/transactions/{transaction_id}/response":
         ISSUED_VALUE_REFUSALS + STATE_REFUSALS,
     "POST /v1/confirm/challenges/{challenge_id}/otp": ISSUED_VALUE_REFUSALS + STATE_REFUSALS,
-    "POST /v1/confirm/challenges/{challenge_id}/decision": STATE_REFUSALS,
+    # An offline approval code only the user's phone can make (wrong_offline_code, 401);
+    # offline_unavailable (409) for a user whose phones hold no offline secret.
+    "POST /v1/confirm/challenges/{challenge_id}/offline-code":
+        ISSUED_VALUE_REFUSALS + STATE_REFUSALS,
+    # "report": true goes with "deny" only (a cross-field rule the schema cannot state):
+    # with "approve" it is refused, 422 invalid_request.
+    "POST /v1/confirm/challenges/{challenge_id}/decision": [*STATE_REFUSALS, "422"],
+    # A report names a challenge or a transaction, not both (a cross-field rule too).
+    "POST /v1/users/{login}/reports": ["422"],
     "POST /v1/confirm/challenges/{challenge_id}/cancel": STATE_REFUSALS,
     "POST /v1/confirm/challenges/{challenge_id}/rotate": STATE_REFUSALS,
     "GET /v1/confirm/challenges/{challenge_id}/qr.png": STATE_REFUSALS,
@@ -96,6 +104,10 @@ ACCEPTANCE_EXTRAS: Final[Mapping[str, list[str]]] = {
     # A well-formed URL may still name a place webhooks may not reach (bad_webhook_url):
     # this machine, a private or link-local address, a host name that is not one.
     "PUT /v1/webhook": ["422"],
+    # App lock: the fuzzer's own wrong PIN proofs block the device's PIN (pin_locked, 423).
+    "PUT /v1/devices/me/lock/pin": STATE_REFUSALS,
+    "POST /v1/devices/me/lock/off": STATE_REFUSALS,
+    "POST /v1/devices/me/lock/webauthn": STATE_REFUSALS,
 }
 
 

@@ -37,6 +37,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from qrgate.core import ocra
+from qrgate.core.app_lock import (
+    PIN_ITERATIONS,
+    LockChange,
+    change_message,
+    decision_message,
+    pin_proof,
+)
 from qrgate.core.codes import PREFIX, CodeType, VerifiedCode, decode_code, encode_code, peek_kid
 from qrgate.core.confirm import ChallengeView, ConfirmClaim, ConfirmState, issue_code, read_code
 from qrgate.core.cose import P256_ORDER, parse_sign1, to_be_signed, verify_sign1
@@ -48,6 +55,8 @@ from qrgate.core.device_auth import (
 )
 from qrgate.core.enrolment import EnrolClaim, issue_enrol_code, read_enrol_code
 from qrgate.core.keyring import KeyRing, PublicKeySet, SigningKey, kid_for
+from qrgate.core.offline import SUITE_TEXT as OFFLINE_SUITE
+from qrgate.core.offline import offline_code, offline_question
 from qrgate.core.txsign import (
     ChallengeClaim,
     Link,
@@ -1124,6 +1133,70 @@ def _ocra_document() -> Json:
         responds=responds)
 
 
+# --- offline.json (qrgate.core.offline) ---------------------------------------------------
+
+
+def _offline_document() -> Json:
+    cases = []
+    for index, number in enumerate([None, 10, 42, 99, 43]):
+        challenge_id = _id(f"offline challenge {index}")
+        secret = _id(f"offline secret {index}", 32)
+        challenge = dataclasses.replace(_challenge(amount="2500.00", number=number),
+                                        challenge_id=challenge_id)
+        code = issue_code(challenge=challenge, number_matching=number is not None,
+                          issuer=ISSUER, now=NOW, ttl=TTL, keyring=RING)
+        cases.append({
+            "name": f"case {index}", "text": code, "now": NOW, "secret": secret.hex(),
+            "challengeId": challenge_id.hex(), "number": number,
+            "question": offline_question(challenge_id=challenge_id, number=number),
+            "code": offline_code(secret=secret, challenge_id=challenge_id, number=number),
+        })
+    refused = []
+    for number in (0, 9, 100, -1, True):
+        try:
+            offline_question(challenge_id=bytes(16), number=number)  # type: ignore[arg-type]
+        except QrgateError as error:
+            refused.append({"number": number, "error": error.code})
+        else:
+            raise AssertionError(f"Python accepted the number {number!r}")
+    return _document(
+        f"Offline approval codes (qrgate.core.offline, suite {OFFLINE_SUITE}): for each "
+        "case, the scanned confirmation code 'text' (verify at 'now'), the offline 'secret' "
+        "(hex), the 'number' typed (null: no number matching), the QH64 'question' and the "
+        "8-digit 'code'; 'refused': numbers offlineQuestion refuses, with the error code.",
+        cases=cases, refused=refused)
+
+
+def _app_lock_document() -> Json:
+    decisions = []
+    for index, (decision, number, pin) in enumerate([("approve", None, "246810"),
+                                                      ("approve", 7, "000000"),
+                                                      ("deny", 42, "123456789012")]):
+        challenge_id = _id(f"lock challenge {index}").hex()
+        device_id = _id(f"lock device {index}").hex()
+        message = decision_message(challenge_id=challenge_id, decision=decision, number=number)
+        key = hashlib.pbkdf2_hmac("sha256", pin.encode(), f"qrgate-pin:{device_id}".encode(),
+                                  PIN_ITERATIONS)
+        decisions.append({
+            "challengeId": challenge_id, "decision": decision, "number": number,
+            "message": message.hex(), "pin": pin, "deviceId": device_id, "key": key.hex(),
+            "proof": _b64u(pin_proof(key=key, message=message)),
+        })
+    changes = [{"deviceId": _id("lock device 0").hex(), "change": change.value,
+                "material": material.hex(),
+                "message": change_message(device_id=_id("lock device 0").hex(), change=change,
+                                          material=material).hex()}
+               for change, material in [(LockChange.SET_PIN, _id("pin key", 32)),
+                                        (LockChange.ADD_WEBAUTHN, _id("credential id")),
+                                        (LockChange.TURN_OFF, b"")]]
+    return _document(
+        "App lock (qrgate.core.app_lock): for each decision, the unlock 'message' (hex) of "
+        "the challenge id, decision and number (null: none), the 'key' (hex) the 'pin' "
+        "derives on the device and the PIN 'proof' (base64url); for each change of the "
+        "lock, its 'message' over the device id, the change and the 'material' (hex).",
+        decisions=decisions, changes=changes)
+
+
 # --- files -------------------------------------------------------------------------------
 
 
@@ -1136,6 +1209,8 @@ def build() -> dict[str, str]:
         "txsign.json": _txsign_document(),
         "device.json": _device_document(),
         "ocra.json": _ocra_document(),
+        "offline.json": _offline_document(),
+        "app_lock.json": _app_lock_document(),
     }
     return {name: json.dumps(document, indent=1, ensure_ascii=False) + "\n"
             for name, document in documents.items()}

@@ -11,7 +11,9 @@ from pathlib import Path
 from playwright.sync_api import Page, Request, expect
 
 import qrgate.web
+from qrgate.qrimage import render_png
 from support.camera import FakeCamera
+from support.stack import PASSWORD, Stack
 
 WAIT_MS = 10_000
 SCREENSHOTS = Path(__file__).parent.parent / "web" / "screenshots"
@@ -95,3 +97,24 @@ class PhoneApp:
         durations = self.page.evaluate(
             "(name) => performance.getEntriesByName(name).map((e) => e.duration)", name)
         return [float(value) for value in durations]
+
+
+def enrol(app: PhoneApp, stack: Stack, login: str = "alice") -> None:
+    """Bind the app to ``login`` as a person does: scan the enrolment QR, type the password."""
+    app.scan(render_png(stack.rp.start_enrolment(login)["code"]))
+    expect(app.page.locator("#qg-screen h1")).to_have_text("Add an account")
+    assert app.fact("Account") == login
+    app.page.fill("#qg-password", PASSWORD)
+    app.page.fill("#qg-name", "Alice's phone")
+    app.page.get_by_role("button", name="Bind this phone").click()
+    expect(app.page.locator("#qg-screen h1")).to_have_text("Phone bound", timeout=WAIT_MS)
+
+
+def add_token(app: PhoneApp, stack: Stack, login: str) -> None:
+    """Add and activate an OCRA token for ``login`` by scanning its enrolment QR."""
+    app.scan(render_png(stack.rp.enrol_token(login)["code"]))
+    expect(app.page.locator("#qg-screen h1")).to_have_text("Add a signing token")
+    assert app.fact("Account") == login
+    app.page.get_by_role("button", name="Add and activate").click()
+    expect(app.page.locator("#qg-screen .result")).to_have_text(
+        "Active: ready to sign transactions.", timeout=WAIT_MS)

@@ -94,6 +94,9 @@ def test_decisions_and_devices_reach_the_receiver_signed(
         "client_app_id": "qrgate-phone", "by": "relying_party"}
     # Each event once, each with an id of its own.
     assert len({request.id for request in receiver.delivered()}) == 5
+    # The receiver holds a request before the server has read its answer and recorded it.
+    wait_until(lambda: len(stack.rp.webhook_deliveries(state="delivered")) == 5,
+               what="five deliveries recorded")
     deliveries = stack.rp.webhook_deliveries(state="delivered")
     assert {d["event_id"] for d in deliveries} == {r.id for r in receiver.delivered()}
     assert all(d["attempts"] == 1 and d["last_status"] == 200 for d in deliveries)

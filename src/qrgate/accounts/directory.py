@@ -45,6 +45,8 @@ class UserRecord:
     has_totp: bool
     frozen: bool
     failed_attempts: int
+    # Until when a "this wasn't me" report pauses new challenges (qrgate.accounts.reports).
+    blocked_until: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -227,6 +229,7 @@ def _user_record(row: Any) -> UserRecord:
         preferred_verifier=VerifierKind(row.preferred_verifier) if row.preferred_verifier else None,
         has_password=row.password_hash is not None, has_totp=row.totp_secret_enc is not None,
         frozen=row.frozen_at is not None, failed_attempts=row.failed_attempts,
+        blocked_until=row.blocked_until,
     )
 
 
@@ -323,6 +326,16 @@ def ensure_not_locked(user: UserRecord, *, max_failures: int) -> None:
                      code="user_locked")
 
 
+def ensure_not_blocked(user: UserRecord, *, now: float) -> None:
+    if user.blocked_until is not None and now < user.blocked_until:
+        raise Locked("the user reported a request they did not start; new ones are paused "
+                     "until an operator unblocks them or the pause ends", code="user_blocked")
+
+
+def set_blocked_until(conn: Connection, *, user_id: int, until: float | None) -> None:
+    conn.execute(update(users).where(users.c.id == user_id).values(blocked_until=until))
+
+
 # --- devices ----------------------------------------------------------------------------
 
 
@@ -352,14 +365,15 @@ def count_active_devices(conn: Connection, *, user_id: int) -> int:
 
 
 def unbind_device(conn: Connection, *, device_id: str, now: float) -> DeviceRecord:
+    """Unbind an active or a frozen device (a lost phone is often frozen first)."""
     row = conn.execute(
         update(devices)
-        .where(devices.c.id == device_id, devices.c.status == "active")
+        .where(devices.c.id == device_id, devices.c.status.in_(("active", "frozen")))
         .values(status="unbound", unbound_at=now)
         .returning(*devices.c)
     ).first()
     if row is None:
-        raise NotFound("no active device with that id", code="device_not_found")
+        raise NotFound("no bound device with that id", code="device_not_found")
     return _device_record(row)
 
 

@@ -208,7 +208,8 @@ def user_list(org_slug: str) -> None:
     with configured_runtime() as rt, rt.read() as conn:
         users = directory.list_users(conn, org_id=directory.org_id_by_slug(conn, org_slug))
         _echo([{"login": u.login, "display_name": u.display_name, "frozen": u.frozen,
-                "has_totp": u.has_totp, "preferred_verifier": u.preferred_verifier}
+                "has_totp": u.has_totp, "preferred_verifier": u.preferred_verifier,
+                "blocked_until": None if u.blocked_until is None else utc_time(u.blocked_until)}
                for u in users])
 
 
@@ -241,6 +242,61 @@ def user_freeze(org_slug: str, login: str) -> None:
 def user_unfreeze(org_slug: str, login: str) -> None:
     """Lift a freeze; also clears the user's count of failed proofs (user_locked)."""
     _set_user_frozen(org_slug, login, False)
+
+
+@user.command("unblock")
+@click.option("--org", "org_slug", required=True, help="The organisation's slug.")
+@click.option("--login", required=True, help="The user's login.")
+def user_unblock(org_slug: str, login: str) -> None:
+    """Lift the pause on new challenges that a "this wasn't me" report started."""
+    from qrgate.accounts import directory, reports
+
+    with configured_runtime() as rt:
+        def work(conn: Connection) -> None:
+            found = directory.find_user(conn, org_id=directory.org_id_by_slug(conn, org_slug),
+                                        login=login)
+            reports.unblock(conn, user_id=found.id)
+
+        _change(rt, "user.unblock", work)
+        _echo({"login": login, "blocked_until": None})
+
+
+@user.command("access-pass")
+@click.option("--org", "org_slug", required=True, help="The organisation's slug.")
+@click.option("--login", required=True, help="The user's login.")
+@click.option("--ttl", type=click.IntRange(300, 604_800), default=None,
+              help="Seconds the pass lives (default QRGATE_ACCESS_PASS_TTL).")
+@click.option("--keep-devices", is_flag=True,
+              help="Keep the user's other devices (by default the new phone replaces them).")
+def user_access_pass(org_slug: str, login: str, ttl: int | None, keep_devices: bool) -> None:
+    """Lost phone: a one-time pass to enrol a new phone with, printed once. It ends the
+    user's earlier unused passes."""
+    from qrgate.accounts import access_passes, directory
+    from qrgate.decisions import AuditSubject, run_decision
+
+    with configured_runtime() as rt:
+        now = rt.clock()
+        subject = AuditSubject(event="device.access_pass_issue", scheme="confirm",
+                               detail={"actor": "cli"})
+
+        def work(conn: Connection) -> tuple[access_passes.IssuedPass, str]:
+            found = directory.find_user(conn, org_id=directory.org_id_by_slug(conn, org_slug),
+                                        login=login)
+            subject.org_id, subject.user_id = found.org_id, found.id
+            issued = access_passes.issue_pass(
+                conn, digests=rt.digests, user=found, issued_by="operator", app_id=None,
+                revoke_devices=not keep_devices, now=now,
+                ttl=ttl or rt.settings.access_pass_ttl)
+            subject.detail.update(access_pass_id=issued.access_pass_id,
+                                  revoke_devices=issued.revoke_devices,
+                                  expires_at=issued.expires_at)
+            return issued, "issued"
+
+        issued = run_decision(rt, subject=subject, now=now, work=work)
+        _echo({"login": login, "access_pass": issued.access_pass,
+               "access_pass_id": issued.access_pass_id,
+               "expires_at": utc_time(issued.expires_at),
+               "revoke_devices": issued.revoke_devices})
 
 
 @admin.group()

@@ -3,6 +3,7 @@ scripts. Its device key and what it learnt at enrolment live in a state file (mo
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -38,6 +39,8 @@ def _save(path: Path, phone: PhoneSimulator) -> None:
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption()).decode(),
         "server_keys": phone.server_keys.to_jwks(),
+        "offline_secret": None if phone.offline_secret is None
+        else base64.urlsafe_b64encode(phone.offline_secret).rstrip(b"=").decode(),
     }
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -53,7 +56,7 @@ def _load(path: Path) -> PhoneSimulator:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    from qrgate.clients.phone import PhoneSimulator
+    from qrgate.clients.phone import PhoneSimulator, offline_secret_of
     from qrgate.clients.token import SoftToken
     from qrgate.core.keyring import PublicKeySet
 
@@ -68,6 +71,7 @@ def _load(path: Path) -> PhoneSimulator:
             raise ValueError("the device key is not an EC key")
         return PhoneSimulator(state["server"], private_key=key, device_id=state["device_id"],
                               server_keys=keys, show=click.echo,
+                              offline_secret=offline_secret_of(state),
                               token=None if token is None else SoftToken.from_state(
                                   token, server_keys=keys, show=click.echo))
     except KeyError as error:
@@ -106,20 +110,30 @@ def phone() -> None:
 
 
 @phone.command("enrol")
-@click.argument("code_or_image")
+@click.argument("code_or_image", required=False)
 @click.option("--server", required=True, help="qrgate base URL, e.g. http://127.0.0.1:8000")
 @click.option("--password", default=None, help="The user's password, to confirm.")
 @click.option("--confirm-code", default=None, help="Or the code shown once at enrolment.")
+@click.option("--access-pass", default=None,
+              help="Lost phone: a temporary access pass instead of an enrolment code.")
 @STATE_OPTION
-def enrol(code_or_image: str, server: str, password: str | None, confirm_code: str | None,
-          state_path: Path) -> None:
-    """Bind this phone with an enrolment code (text or a QR image file)."""
+def enrol(code_or_image: str | None, server: str, *, password: str | None,
+          confirm_code: str | None, access_pass: str | None, state_path: Path) -> None:
+    """Bind this phone with an enrolment code (text or a QR image file), or with a
+    temporary access pass (--access-pass)."""
     from qrgate.clients.phone import PhoneSimulator
 
-    code = _code_from(code_or_image)
+    if (code_or_image is None) == (access_pass is None):
+        raise click.UsageError("give an enrolment code (or image), or --access-pass")
+    if access_pass is not None and (password is not None or confirm_code is not None):
+        raise click.UsageError("an access pass needs no --password or --confirm-code")
+    code = None if code_or_image is None else _code_from(code_or_image)
     device = PhoneSimulator(server, show=click.echo)
     try:
-        device.enrol(code, password=password, confirm_code=confirm_code)
+        if code is None:
+            device.enrol_with_pass(access_pass or "")
+        else:
+            device.enrol(code, password=password, confirm_code=confirm_code)
     finally:
         device.close()
     _save(state_path, device)
@@ -130,15 +144,30 @@ def enrol(code_or_image: str, server: str, password: str | None, confirm_code: s
 @click.option("--approve/--deny", default=None,
               help="Decide at once; without it the phone asks (Decline is the default).")
 @click.option("--number", type=int, default=None, help="The number the browser shows.")
+@click.option("--offline", is_flag=True, default=False,
+              help="No network: print the one-time code to type into the waiting page.")
 @STATE_OPTION
-def scan(code_or_image: str, approve: bool | None, number: int | None, state_path: Path) -> None:
+def scan(code_or_image: str, approve: bool | None, number: int | None, offline: bool,
+         state_path: Path) -> None:
     """Scan a confirmation code (text or QR image), show what it asks, then decide.
 
     A code is scanned once: scanning it again ends the challenge (it may have been relayed).
+    With --offline nothing is sent: the phone verifies the code with the keys it holds and
+    prints the 8-digit code that approves it when typed into the waiting page.
     """
     code = _code_from(code_or_image)
     device = _bound(state_path)
     try:
+        if offline:
+            if approve is False:
+                raise Failure("--offline approves; to decline, just do not type the code")
+            if device.offline_secret is None:
+                raise Failure(f"the phone in {state_path} holds no offline secret (it was "
+                              "enrolled before offline approval existed): enrol it again")
+            if number is None and device.read_confirm_code(code).number_matching:
+                number = click.prompt("Number shown in your browser", type=int)
+            click.echo(device.offline_code(code, number=number))
+            return
         context = device.scan_text(code)
         click.echo(f"challenge {context['challenge_id']}")
         if approve is None:

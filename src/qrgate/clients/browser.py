@@ -51,6 +51,12 @@ class BrowserSession:
     def status(self) -> dict[str, Any]:
         return dict(self._get("").json())
 
+    def send_offline_code(self, code: str) -> dict[str, Any]:
+        """The code the phone showed when it could not reach the server, typed here."""
+        response = self._http.post(self._base + "/offline-code", json={"code": code})
+        raise_for_problem(response)
+        return dict(response.json())
+
     def rotate(self) -> dict[str, Any]:
         response = self._http.post(self._base + "/rotate")
         raise_for_problem(response)

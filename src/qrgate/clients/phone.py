@@ -31,8 +31,15 @@ from qrgate.core.device_auth import (
 )
 from qrgate.core.enrolment import read_enrol_code
 from qrgate.core.keyring import PublicKeySet
-from qrgate.errors import Malformed, UnknownKey
+from qrgate.core.offline import offline_code
+from qrgate.errors import InvalidField, Malformed, UnknownKey
 from qrgate.qrimage import decode_image
+
+
+def offline_secret_of(enrolled: dict[str, Any]) -> bytes | None:
+    """The offline secret of an enrolment answer (base64url), if the server sent one."""
+    text = enrolled.get("offline_secret")
+    return None if text is None else base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def decode_png(png: bytes) -> str:
@@ -56,6 +63,8 @@ class PhoneSimulator:
     server_keys: PublicKeySet | None = None
     # Scheme E: the phone's OCRA software token, once enrolled.
     token: SoftToken | None = None
+    # Scheme C offline approval: the secret the enrolment handed over once (32 bytes).
+    offline_secret: bytes | None = None
 
     def __post_init__(self) -> None:
         self._http = httpx.Client(base_url=self.base_url, transport=self.transport, timeout=10.0)
@@ -102,9 +111,23 @@ class PhoneSimulator:
         result = dict(self.call("POST", "/v1/devices", body, device_id="new"))
         self.device_id = result["device_id"]
         self.server_keys = PublicKeySet.from_jwks(result["keys"])
+        self.offline_secret = offline_secret_of(result)
         # With the server keys known, the enrolment code can be checked offline too.
         read_enrol_code(code, keys=self.server_keys, now=self.clock())
         self.show(f"[{self.name}] bound to {result['login']} as device {self.device_id}")
+        return result
+
+    def enrol_with_pass(self, access_pass: str) -> dict[str, Any]:
+        """Bind this phone with a temporary access pass (the user lost their phone)."""
+        public = base64.urlsafe_b64encode(public_key_bytes(self.private_key.public_key()))
+        body = {"access_pass": access_pass, "public_key": public.rstrip(b"=").decode(),
+                "name": self.name}
+        result = dict(self.call("POST", "/v1/devices", body, device_id="new"))
+        self.device_id = result["device_id"]
+        self.server_keys = PublicKeySet.from_jwks(result["keys"])
+        self.offline_secret = offline_secret_of(result)
+        self.show(f"[{self.name}] bound to {result['login']} as device {self.device_id} "
+                  "with an access pass")
         return result
 
     def enrol_from_png(self, png: bytes, **confirmation: str) -> dict[str, Any]:
@@ -150,11 +173,29 @@ class PhoneSimulator:
     def scan_png(self, png: bytes) -> dict[str, Any]:
         return self.scan_text(decode_png(png))
 
-    def decide(self, challenge_id: str, *, approve: bool, number: int | None = None
-               ) -> dict[str, Any]:
+    def offline_code(self, text: str, *, number: int | None = None) -> str:
+        """No network: verify the code offline, show it, and compute the one-time code the
+        user types into the waiting page (``qrgate.core.offline``). ``number``: the number
+        the browser shows, when the code asks for number matching."""
+        if self.offline_secret is None:
+            raise RuntimeError("phone holds no offline secret: enrol it again")
+        code = self.read_confirm_code(text)
+        if code.number_matching and number is None:
+            raise InvalidField("this code needs the number the browser shows",
+                               code="number_required")
+        self.show(f"[{self.name}] code verified offline: {code.operation} "
+                  f"{code.amount or ''} for {code.login}")
+        return offline_code(secret=self.offline_secret, challenge_id=code.challenge_id,
+                            number=number if code.number_matching else None)
+
+    def decide(self, challenge_id: str, *, approve: bool, number: int | None = None,
+               report: bool = False) -> dict[str, Any]:
+        """``report``: deny and say "this wasn't me"."""
         body: dict[str, Any] = {"decision": "approve" if approve else "deny"}
         if number is not None:
             body["number"] = number
+        if report:
+            body["report"] = True
         result = dict(self.call("POST", f"/v1/confirm/challenges/{challenge_id}/decision", body))
         self.show(f"[{self.name}] result: {result['state']}")
         return result

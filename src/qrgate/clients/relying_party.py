@@ -58,6 +58,13 @@ class QrgateClient:
     def start_enrolment(self, login: str) -> dict[str, Any]:
         return dict(self._call("POST", f"/v1/users/{login}/enrolments"))
 
+    def issue_access_pass(self, login: str, *, ttl_seconds: int | None = None,
+                          revoke_devices: bool = True) -> dict[str, Any]:
+        """A lost phone: a temporary access pass for ``login`` (shown once)."""
+        return dict(self._call("POST", f"/v1/users/{login}/access-passes",
+                               json={"ttl_seconds": ttl_seconds,
+                                     "revoke_devices": revoke_devices}))
+
     def setup_totp(self, login: str) -> dict[str, Any]:
         return dict(self._call("POST", f"/v1/users/{login}/totp"))
 
@@ -70,6 +77,20 @@ class QrgateClient:
 
     def unbind_device(self, login: str, device_id: str) -> dict[str, Any]:
         return dict(self._call("DELETE", f"/v1/users/{login}/devices/{device_id}"))
+
+    def get_user(self, login: str) -> dict[str, Any]:
+        return dict(self._call("GET", f"/v1/users/{login}"))
+
+    def report(self, login: str, *, challenge_id: str | None = None,
+               transaction_id: str | None = None) -> dict[str, Any]:
+        """Pass on the user's "this wasn't me"."""
+        body = {k: v for k, v in (("challenge_id", challenge_id),
+                                  ("transaction_id", transaction_id)) if v is not None}
+        return dict(self._call("POST", f"/v1/users/{login}/reports", json=body))
+
+    def lift_block(self, login: str) -> dict[str, Any]:
+        """End the pause a report put on the user's new challenges."""
+        return dict(self._call("DELETE", f"/v1/users/{login}/block"))
 
     def start_confirm(self, login: str, *, operation: str, amount: str | None = None,
                       currency: str | None = None, source: str = "", content: str = "",
@@ -93,6 +114,12 @@ class QrgateClient:
     def submit_otp(self, challenge_id: str, otp: str) -> dict[str, Any]:
         return dict(self._call("POST", f"/v1/confirm/challenges/{challenge_id}/otp",
                                json={"otp": otp}))
+
+    def forward_offline_code(self, challenge_id: str, code: str) -> dict[str, Any]:
+        """The 8-digit code a phone without network showed, typed on the relying party's
+        own page."""
+        return dict(self._call("POST", f"/v1/confirm/challenges/{challenge_id}/offline-code",
+                               json={"code": code}))
 
     def history(self, **params: Any) -> list[dict[str, Any]]:
         clean = {k: v for k, v in params.items() if v is not None}

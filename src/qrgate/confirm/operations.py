@@ -66,6 +66,7 @@ def start(rt: Runtime, *, app: directory.AppRecord, request: StartRequest) -> St
         subject.user_id = user.id
         directory.ensure_not_frozen(user)
         directory.ensure_not_locked(user, max_failures=rt.settings.user_max_failures)
+        directory.ensure_not_blocked(user, now=now)
         policy = target_app.policy
         verifier = choose_verifier(
             policy=policy,

@@ -73,7 +73,7 @@ class ChallengeRow:
         return self.state
 
 
-def _row(row: Any) -> ChallengeRow:
+def row_of(row: Any) -> ChallengeRow:
     values = dict(row._mapping)
     values.pop("scheme", None)
     values.pop("search_text", None)
@@ -157,7 +157,7 @@ _COUNT_FAILURE = (
 
 def _one(conn: Connection, statement: Any, params: dict[str, Any]) -> ChallengeRow | None:
     row = conn.execute(statement, params).first()
-    return None if row is None else _row(row)
+    return None if row is None else row_of(row)
 
 
 def insert_challenge(conn: Connection, *, search_text: str, **values: Any) -> ChallengeRow:
@@ -236,7 +236,7 @@ def end_open_for_user(conn: Connection, *, user_id: int, reason: str,
         .values(state=ConfirmState.REJECTED.value, reason=reason, decided_at=now)
         .returning(*challenges.c)
     )
-    return [_row(row) for row in rows]
+    return [row_of(row) for row in rows]
 
 
 def count_failure(conn: Connection, *, challenge_id: str) -> int:
@@ -271,4 +271,4 @@ def history(
         escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         stmt = stmt.where(or_(challenges.c.search_text.like(f"%{escaped}%", escape="\\")))
     rows = conn.execute(stmt.limit(min(max(limit, 1), HISTORY_LIMIT)))
-    return [_row(row) for row in rows]
+    return [row_of(row) for row in rows]

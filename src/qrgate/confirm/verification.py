@@ -20,10 +20,11 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection
 
-from qrgate.accounts import directory
+from qrgate.accounts import app_lock, directory, reports
 from qrgate.confirm import qr_server, repository
 from qrgate.confirm.repository import ChallengeRow
 from qrgate.confirm.verifiers import verify_totp, was_last_accepted
+from qrgate.core.app_lock import UnlockProof
 from qrgate.core.confirm import (
     ConfirmState,
     Decision,
@@ -102,8 +103,8 @@ def scan(rt: Runtime, *, code_text: str, device: directory.DeviceRecord) -> Scan
         scanned = repository.mark_scanned(conn, challenge_id=row.id, code_nonce=row.code_nonce,
                                           device_id=device.id, now=now)
         if scanned is None:
-            # mutation: after a lost race only (see _refusal).
-            _refusal(conn, row=row, device_id=device.id)
+            # mutation: after a lost race only (see explain_refusal).
+            explain_refusal(conn, row=row, device_id=device.id)
             # Lost a race with another scan of the same code on another connection or node.
             raise Replayed("code was already scanned", code="scanned_twice")
         rt.events.publish(conn, topic=row.id, state=ConfirmState.SCANNED.value)
@@ -122,19 +123,23 @@ def decide(
     device: directory.DeviceRecord,
     decision: Decision,
     number: int | None,
+    report: bool = False,
+    unlock: UnlockProof | None = None,
 ) -> ChallengeRow:
+    """``report``: the user denies and says they did not start it (qrgate.accounts.reports)."""
     now = rt.clock()
     subject = AuditSubject(event=f"confirm.{decision.value}", scheme="confirm",
                            user_id=device.user_id, device_id=device.id, challenge_id=challenge_id)
     state, reason = (
         (ConfirmState.APPROVED, "approved") if decision == Decision.APPROVE
-        else (ConfirmState.DENIED, "denied_by_user")
+        else (ConfirmState.DENIED, "reported_by_user" if report else "denied_by_user")
     )
 
     def repeat_of(conn: Connection) -> ChallengeRow | None:
         """This device already took this very decision: its reply was lost."""
         row = repository.find(conn, challenge_id)
-        if row is not None and row.state == state and row.device_id == device.id:
+        if (row is not None and row.state == state and row.device_id == device.id
+                and row.reason == reason):
             return row
         return None
 
@@ -145,16 +150,25 @@ def decide(
         check_attempts(attempts=row.attempts, max_failures=rt.settings.max_failures)
         check_decision(expected=row.view(), device=_device_view(device), decision=decision,
                        number=number, now=now)
+        # The app lock (qrgate.accounts.app_lock): an approval may need an unlock proof.
+        app_lock.require_unlock(rt, conn, device_id=device.id, app_id=row.app_id,
+                                challenge_id=row.id, decision=decision, number=number,
+                                proof=unlock)
         decided = repository.decide(conn, challenge_id=row.id, device_id=device.id, state=state,
                                     reason=reason, now=now)
         if decided is None:
-            # mutation: after a lost race only (see _refusal).
-            _refusal(conn, row=row, device_id=device.id)
+            # mutation: after a lost race only (see explain_refusal).
+            explain_refusal(conn, row=row, device_id=device.id)
             raise AlreadyDecided("challenge already decided")
         if state == ConfirmState.APPROVED:
             directory.reset_user_failures(conn, user_id=row.user_id)
         rt.events.publish(conn, topic=row.id, state=state.value)
         outbox.emit(rt, conn, catalogue.challenge_ended(decided, at=now))
+        if report:
+            filed = reports.file_report(rt, conn, user=directory.get_user(conn, row.user_id),
+                                        scheme="confirm", now=now, device_id=device.id,
+                                        challenge_id=row.id)
+            subject.detail["report_id"] = filed.id
         return decided, reason
 
     return run_decision(
@@ -181,19 +195,19 @@ def check_otp(
         return None
 
     def work(conn: Connection) -> tuple[ChallengeRow, str]:
-        row = _owned(conn, app=app, challenge_id=challenge_id)
+        row = owned(conn, app=app, challenge_id=challenge_id)
         subject.app_id, subject.user_id = row.app_id, row.user_id
         if row.verifier != VerifierKind.TOTP:
             raise Rejected("this challenge is not verified by TOTP", code="wrong_verifier")
         check_attempts(attempts=row.attempts, max_failures=rt.settings.max_failures)
-        _ensure_open(row, now)
+        ensure_open(row, now)
         verify_totp(conn, box=rt.box, user_id=row.user_id, otp=otp, now=now)
         decided = repository.finish_pending(
             conn, challenge_id=row.id, state=ConfirmState.APPROVED, reason="approved", now=now
         )
         if decided is None:
-            # mutation: after a lost race only (see _refusal).
-            _refusal(conn, row=row, device_id=None)
+            # mutation: after a lost race only (see explain_refusal).
+            explain_refusal(conn, row=row, device_id=None)
             raise AlreadyDecided("challenge already decided")
         directory.reset_user_failures(conn, user_id=row.user_id)
         rt.events.publish(conn, topic=row.id, state=ConfirmState.APPROVED.value)
@@ -202,17 +216,17 @@ def check_otp(
 
     def after(conn: Connection, error: QrgateError) -> None:
         if error.code in ("wrong_otp", "otp_replayed"):
-            _count(rt, conn, subject, now)
+            count_attempt(rt, conn, subject, now)
             if error.code == "wrong_otp" and subject.user_id is not None:
-                _count_user_failure(rt, conn, user_id=subject.user_id, now=now)
+                count_user_failure(rt, conn, user_id=subject.user_id, now=now)
         elif isinstance(error, Expired):
-            _expire(rt, conn, challenge_id=challenge_id, now=now)
+            expire(rt, conn, challenge_id=challenge_id, now=now)
 
     return run_decision(rt, subject=subject, now=now, work=work, on_failure=after,
                         repeat_of=repeat_of)
 
 
-def _refusal(conn: Connection, *, row: ChallengeRow, device_id: str | None) -> None:
+def explain_refusal(conn: Connection, *, row: ChallengeRow, device_id: str | None) -> None:
     """Why a conditional transition matched no row, when the reason is not the state: the
     user was frozen, or the device frozen or unbound, since the row was read."""
     # mutation: no mutation run reaches this function: a transition matches no row only
@@ -231,9 +245,9 @@ def cancel(rt: Runtime, *, app: directory.AppRecord, challenge_id: str) -> Chall
                            challenge_id=challenge_id)
 
     def work(conn: Connection) -> tuple[ChallengeRow, str]:
-        row = _owned(conn, app=app, challenge_id=challenge_id)
+        row = owned(conn, app=app, challenge_id=challenge_id)
         subject.app_id, subject.user_id = row.app_id, row.user_id
-        _ensure_open(row, now, allow_scanned=True)
+        ensure_open(row, now, allow_scanned=True)
         cancelled = repository.kill(conn, challenge_id=row.id, reason="cancelled", now=now)
         if cancelled is None:
             raise AlreadyDecided("challenge already decided")
@@ -243,7 +257,7 @@ def cancel(rt: Runtime, *, app: directory.AppRecord, challenge_id: str) -> Chall
 
     def after(conn: Connection, error: QrgateError) -> None:
         if isinstance(error, Expired):
-            _expire(rt, conn, challenge_id=challenge_id, now=now)
+            expire(rt, conn, challenge_id=challenge_id, now=now)
 
     return run_decision(rt, subject=subject, now=now, work=work, on_failure=after)
 
@@ -269,7 +283,7 @@ def load_for_browser(rt: Runtime, conn: Connection, *, challenge_id: str,
 
 def load_for_app(rt: Runtime, *, app: directory.AppRecord, challenge_id: str) -> ChallengeRow:
     with rt.read() as conn:
-        return _owned(conn, app=app, challenge_id=challenge_id)
+        return owned(conn, app=app, challenge_id=challenge_id)
 
 
 # RFC 1918, link-local and unique-local ranges: ``is_private`` would also count
@@ -297,7 +311,7 @@ def describe_place(ip: str) -> str:
     return "unknown"
 
 
-def _owned(conn: Connection, *, app: directory.AppRecord, challenge_id: str) -> ChallengeRow:
+def owned(conn: Connection, *, app: directory.AppRecord, challenge_id: str) -> ChallengeRow:
     row = repository.load(conn, challenge_id)
     if row.org_id != app.org_id:
         # Same answer as an unknown id: another organisation's ids are not confirmed to exist.
@@ -316,7 +330,7 @@ def _ensure_same_org(conn: Connection, *, row: ChallengeRow,
 
 # mutation: a True default is equivalent: the one caller that relies on it, check_otp, sees
 # TOTP challenges, which are never scanned.
-def _ensure_open(row: ChallengeRow, now: float, *, allow_scanned: bool = False) -> None:
+def ensure_open(row: ChallengeRow, now: float, *, allow_scanned: bool = False) -> None:
     state = row.effective_state(now)
     if state == ConfirmState.EXPIRED:
         raise Expired("challenge expired")
@@ -337,26 +351,28 @@ def _after_failure(
     challenge_id = subject.challenge_id
     if challenge_id is None:
         return
+    if subject.device_id is not None:
+        app_lock.after_failure(rt, conn, device_id=subject.device_id, error=error)
     if error.code == "number_mismatch" and subject.user_id is not None:
         # Counted against the user too, so guessing cannot go on across new challenges.
-        _count_user_failure(rt, conn, user_id=subject.user_id, now=now)
+        count_user_failure(rt, conn, user_id=subject.user_id, now=now)
     if error.code in ("scanned_twice", "number_mismatch"):
         # Both mean the code or the number travelled: end the challenge for everyone.
         _ended(rt, conn, repository.kill(conn, challenge_id=challenge_id, reason=error.code,
                                          now=now), now=now)
     elif isinstance(error, Expired):
-        _expire(rt, conn, challenge_id=challenge_id, now=now)
+        expire(rt, conn, challenge_id=challenge_id, now=now)
     elif isinstance(error, _COUNTED) or error.code == "field_mismatch":
-        _count(rt, conn, subject, now)
+        count_attempt(rt, conn, subject, now)
 
 
-def _expire(rt: Runtime, conn: Connection, *, challenge_id: str, now: float) -> None:
+def expire(rt: Runtime, conn: Connection, *, challenge_id: str, now: float) -> None:
     """Write the expiry readers already see, and tell the waiting browser."""
     if repository.expire(conn, challenge_id=challenge_id, now=now):
         rt.events.publish(conn, topic=challenge_id, state=ConfirmState.EXPIRED.value)
 
 
-def _count(rt: Runtime, conn: Connection, subject: AuditSubject, now: float) -> None:
+def count_attempt(rt: Runtime, conn: Connection, subject: AuditSubject, now: float) -> None:
     assert subject.challenge_id is not None
     attempts = repository.count_failure(conn, challenge_id=subject.challenge_id)
     if attempts >= rt.settings.max_failures:
@@ -372,7 +388,7 @@ def _ended(rt: Runtime, conn: Connection, killed: ChallengeRow | None, *, now: f
         outbox.emit(rt, conn, catalogue.challenge_ended(killed, at=now))
 
 
-def _count_user_failure(rt: Runtime, conn: Connection, *, user_id: int, now: float) -> None:
+def count_user_failure(rt: Runtime, conn: Connection, *, user_id: int, now: float) -> None:
     """One more failed proof for the user; the one that reaches the limit locks them out
     of new challenges, which their relying parties hear about."""
     if directory.count_user_failure(conn, user_id=user_id) == rt.settings.user_max_failures:

@@ -16,8 +16,10 @@ from qrgate.config import Settings
 from qrgate.http import (
     openapi,
     problems,
+    routes_app_lock,
     routes_confirm,
     routes_devices,
+    routes_reports,
     routes_txsign,
     routes_users,
     routes_webhooks,
@@ -111,11 +113,9 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     async def keys(request: Request) -> Mapping[str, object]:
         return runtime_of(request).keyring.verifier.to_jwks()
 
-    app.include_router(routes_confirm.router)
-    app.include_router(routes_devices.router)
-    app.include_router(routes_users.router)
-    app.include_router(routes_txsign.router)
-    app.include_router(routes_webhooks.router)
+    for routes in (routes_confirm, routes_devices, routes_app_lock, routes_users, routes_reports,
+                   routes_txsign, routes_webhooks):
+        app.include_router(routes.router)
     routes_webhooks.document_events(app)
     app.include_router(pages.router)
     app.include_router(phone_app.build_router())

@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from qrgate.accounts import directory
-from qrgate.confirm import operations, qr_server, verification
+from qrgate.confirm import offline, operations, qr_server, verification
 from qrgate.confirm.repository import ChallengeRow, history
 from qrgate.core.confirm import ConfirmState
 from qrgate.core.policy import VerifierKind
@@ -24,6 +24,7 @@ from qrgate.http.context import offload, runtime_of, signed_request
 from qrgate.http.media import EventStream, PngImage, SvgImage
 from qrgate.http.openapi import API_KEY, BROWSER, BROWSER_OR_API_KEY, DEVICE, documented
 from qrgate.http.schemas import IdPath, Limit, LoginQuery, SearchQuery
+from qrgate.http.schemas_app_lock import unlock_proof
 from qrgate.http.sse import EVENT_SCHEMA, challenge_events
 from qrgate.runtime import Runtime
 
@@ -243,6 +244,36 @@ async def otp(request: Request, challenge_id: IdPath,
     return await offload(rt, run)
 
 
+@router.post("/challenges/{challenge_id}/offline-code", response_model=schemas.ChallengeOut,
+             summary="608/609 offline: approve with the code a phone without network showed",
+             description=(
+                 "The waiting page (browser token) sends the 8-digit code the user typed, or "
+                 "the relying party (API key) forwards it. A right code approves the challenge "
+                 "as the phone would online (reason `approved_offline`); a wrong one is "
+                 "`wrong_offline_code` and counts against the challenge and the user; "
+                 "`offline_unavailable` when no phone of the user holds an offline secret."),
+             **documented(auth=BROWSER_OR_API_KEY, errors=(401, 403, 404, 409, 410, 423)))
+async def offline_code(request: Request, challenge_id: IdPath,
+                       body: schemas.OfflineCodeIn) -> schemas.ChallengeOut:
+    rt = runtime_of(request)
+    token = browser_token_from(request.headers, request.cookies)
+
+    def run() -> schemas.ChallengeOut:
+        caller: offline.Caller
+        if token is not None:
+            caller = offline.FromBrowser(browser_token=token)
+        elif "authorization" in request.headers:
+            caller = authenticate_app(rt, request.headers)
+        else:
+            raise Unauthenticated("send the browser token or an API key",
+                                  code="missing_credentials")
+        row = offline.approve_offline(rt, challenge_id=challenge_id, code=body.code,
+                                      caller=caller)
+        return challenge_out(row, now=rt.clock(), with_number=False)
+
+    return await offload(rt, run)
+
+
 # --- the phone ----------------------------------------------------------------------------
 
 
@@ -265,6 +296,7 @@ async def scan(request: Request, body: schemas.ScanIn) -> schemas.ScanOut:
             requester={"ip": row.requester_ip, "user_agent": row.requester_ua,
                        "place": context.place},
             number_matching=row.number is not None, expires_at=row.expires_at,
+            unlock_required=app.policy.require_app_lock,
         )
 
     return await offload(rt, run)
@@ -282,7 +314,8 @@ async def decision(
     def run() -> schemas.ChallengeOut:
         device: directory.DeviceRecord = authenticate_device(rt, signed)
         row = verification.decide(rt, challenge_id=challenge_id, device=device,
-                                  decision=body.decision, number=body.number)
+                                  decision=body.decision, number=body.number,
+                                  report=body.report, unlock=unlock_proof(body.unlock))
         return challenge_out(row, now=rt.clock(), with_number=False)
 
     return await offload(rt, run)

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import base64
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
-from qrgate.accounts import device_changes, enrolment
+from qrgate.accounts import access_passes, device_changes, enrolment
 from qrgate.accounts.directory import DeviceRecord
 from qrgate.confirm.repository import history
 from qrgate.core.device_auth import load_public_key
 from qrgate.core.enrolment import read_enrol_code
 from qrgate.decisions import AuditSubject, run_decision
 from qrgate.errors import BadCredentials, QrgateError
-from qrgate.http import schemas
+from qrgate.http import enrolled_cookie, schemas
 from qrgate.http.auth import SignedRequest, authenticate_device, verify_with_key
 from qrgate.http.context import offload, runtime_of, signed_request
 from qrgate.http.openapi import DEVICE, documented
@@ -34,14 +34,21 @@ def device_out(device: DeviceRecord) -> schemas.DeviceOut:
 
 
 @router.post("", status_code=201, response_model=schemas.DeviceEnrolled,
-             summary="Registration: bind this phone to the user of an enrolment code",
+             summary="Registration: bind this phone to the user of an enrolment code or of "
+                     "a temporary access pass",
              **documented(auth=DEVICE, errors=(400, 404, 409, 410, 423)))
-async def enrol(request: Request, body: schemas.DeviceEnrolIn) -> schemas.DeviceEnrolled:
-    """Signed with the new device key itself (``Qrgate-Device: new``): proof of possession."""
+async def enrol(request: Request, response: Response,
+                body: schemas.DeviceEnrolIn) -> schemas.DeviceEnrolled:
+    """Signed with the new device key itself (``Qrgate-Device: new``): proof of possession.
+    With ``access_pass`` instead of ``code`` (a lost phone), no password is asked and the
+    pass may unbind the user's other devices (``qrgate.accounts.access_passes``)."""
     rt = runtime_of(request)
     signed = await signed_request(request)
     # In a worker thread even on SQLite: a password is checked with scrypt.
-    return await run_in_threadpool(_enrol, rt, signed, body)
+    enrolled = await run_in_threadpool(_enrol, rt, signed, body)
+    enrolled_cookie.remember(request, response, cookie=enrolled_cookie.DEVICES,
+                             item_id=enrolled.device_id)
+    return enrolled
 
 
 def _enrol(rt: Runtime, signed: SignedRequest,
@@ -50,7 +57,11 @@ def _enrol(rt: Runtime, signed: SignedRequest,
     load_public_key(public_key)
     verify_with_key(rt, signed, public_key=public_key)
     now = rt.clock()
-    code = rt.keys.verifying(lambda ring: read_enrol_code(body.code, keys=ring, now=now))
+    if body.access_pass is not None:
+        return _enrol_with_pass(rt, body, typed=body.access_pass, public_key=public_key,
+                                now=now)
+    text = body.code or ""  # DeviceEnrolIn: exactly one of code and access_pass
+    code = rt.keys.verifying(lambda ring: read_enrol_code(text, keys=ring, now=now))
     subject = AuditSubject(event="device.enrol", scheme="confirm", org_id=code.org_id)
     max_failures = rt.settings.max_failures
     try:
@@ -83,9 +94,29 @@ def _enrol(rt: Runtime, signed: SignedRequest,
     return enrolled(rt, done)
 
 
+def _enrol_with_pass(rt: Runtime, body: schemas.DeviceEnrolIn, *, typed: str,
+                     public_key: bytes, now: float) -> schemas.DeviceEnrolled:
+    """A lost phone replaced: the new one binds with a temporary access pass."""
+    subject = AuditSubject(event="device.enrol", scheme="confirm")
+
+    def work(conn: Connection) -> tuple[enrolment.EnrolmentDone, str]:
+        record = access_passes.find_pass(conn, digests=rt.digests, access_pass=typed)
+        subject.org_id, subject.user_id = record.user.org_id, record.user.id
+        subject.detail = {"access_pass_id": record.id}
+        redeemed = access_passes.redeem_pass(
+            rt, conn, record=record, public_key=public_key, client_app_id=body.client_app_id,
+            device_name=body.name, now=now)
+        subject.device_id = redeemed.done.device.id
+        subject.detail["unbound_devices"] = list(redeemed.unbound)
+        return redeemed.done, "bound_by_access_pass"
+
+    return enrolled(rt, run_decision(rt, subject=subject, now=now, work=work))
+
+
 def enrolled(rt: Runtime, done: enrolment.EnrolmentDone) -> schemas.DeviceEnrolled:
     return schemas.DeviceEnrolled(
         **device_out(done.device).model_dump(), login=done.user.login,
+        org_id=done.user.org_id, issuer=rt.settings.issuer,
         keys=rt.keyring.verifier.to_jwks(),
         offline_secret=base64.urlsafe_b64encode(done.offline_secret).rstrip(b"=").decode())
 

@@ -16,6 +16,7 @@ from qrgate.confirm.qr_server import render
 from qrgate.core.txsign import Link, TransactionText, issue_challenge_code, text_digest
 from qrgate.decisions import AuditSubject, run_decision
 from qrgate.errors import NotFound, QrgateError, Rejected
+from qrgate.http import enrolled_cookie
 from qrgate.http import schemas_txsign as wire
 from qrgate.http.auth import authenticate_app
 from qrgate.http.context import offload, runtime_of
@@ -89,7 +90,7 @@ def enrol_token(rt: Runtime, *, app: directory.AppRecord, login: str,
 @router.post("/tokens/{token_id}/activate", response_model=wire.TokenOut,
              summary="The phone proves it holds the secret; the enrolment code dies",
              **documented(auth=PUBLIC, errors=(401, 404, 409, 410, 423)))
-async def activate_token(request: Request, token_id: IdPath,
+async def activate_token(request: Request, response: Response, token_id: IdPath,
                          body: wire.TokenActivateIn) -> wire.TokenOut:
     rt = runtime_of(request)
 
@@ -112,7 +113,10 @@ async def activate_token(request: Request, token_id: IdPath,
                 response=body.response, client_id=body.client_id))
         return wire.TokenOut(token_id=token.id, suite=token.suite, status=token.status)
 
-    return await offload(rt, run)
+    activated = await offload(rt, run)
+    enrolled_cookie.remember(request, response, cookie=enrolled_cookie.TOKENS,
+                             item_id=activated.token_id)
+    return activated
 
 
 def _count_token_failure(rt: Runtime, conn: Connection, token_id: str,

@@ -4,11 +4,11 @@ list and unbind devices, set the preferred verifier. All under its API key's org
 from __future__ import annotations
 
 import pyotp
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Body, Request
 from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
-from qrgate.accounts import device_changes, directory, enrolment
+from qrgate.accounts import access_passes, device_changes, directory, enrolment
 from qrgate.confirm.verifiers import set_totp_secret, totp_uri
 from qrgate.core.passwords import new_password_hash
 from qrgate.decisions import AuditSubject, run_decision
@@ -29,7 +29,7 @@ def user_out(user: directory.UserRecord) -> schemas.UserOut:
     return schemas.UserOut(login=user.login, display_name=user.display_name,
                            preferred_verifier=user.preferred_verifier,
                            has_password=user.has_password, has_totp=user.has_totp,
-                           frozen=user.frozen)
+                           frozen=user.frozen, blocked_until=user.blocked_until)
 
 
 @router.post("", status_code=201, response_model=schemas.UserOut, summary="Create a user",
@@ -116,6 +116,45 @@ async def start_enrolment(request: Request, login: LoginPath) -> schemas.Enrolme
             confirm_code=started.confirm_code, expires_at=started.expires_at,
             qr_svg=render_svg(started.code, ecc="M"),
         )
+
+    return await offload(rt, run)
+
+
+@router.post("/{login}/access-passes", status_code=201, response_model=schemas.AccessPassOut,
+             summary="Lost phone: a temporary access pass to enrol a new phone with; shown once",
+             **documented(auth=API_KEY, errors=(404, 423)))
+async def issue_access_pass(
+    request: Request, login: LoginPath,
+    body: schemas.AccessPassIn = Body(default_factory=schemas.AccessPassIn),  # noqa: B008
+) -> schemas.AccessPassOut:
+    """One use, short-lived; ends the user's earlier unused passes. With ``revoke_devices``
+    (the default) the phone enrolled with it unbinds the user's other devices. The body may
+    be left out: the defaults."""
+    rt = runtime_of(request)
+
+    def run() -> schemas.AccessPassOut:
+        app = authenticate_app(rt, request.headers)
+        now = rt.clock()
+        subject = AuditSubject(event="device.access_pass_issue", scheme="confirm",
+                               org_id=app.org_id, app_id=app.id)
+
+        def work(conn: Connection) -> tuple[access_passes.IssuedPass, str]:
+            user = directory.find_user(conn, org_id=app.org_id, login=login)
+            subject.user_id = user.id
+            issued = access_passes.issue_pass(
+                conn, digests=rt.digests, user=user, issued_by="relying_party", app_id=app.id,
+                revoke_devices=body.revoke_devices, now=now,
+                ttl=body.ttl_seconds or rt.settings.access_pass_ttl)
+            subject.detail = {"access_pass_id": issued.access_pass_id,
+                              "revoke_devices": issued.revoke_devices,
+                              "expires_at": issued.expires_at}
+            return issued, "issued"
+
+        issued = run_decision(rt, subject=subject, now=now, work=work)
+        return schemas.AccessPassOut(access_pass_id=issued.access_pass_id,
+                                     access_pass=issued.access_pass,
+                                     expires_at=issued.expires_at,
+                                     revoke_devices=issued.revoke_devices)
 
     return await offload(rt, run)
 

@@ -144,8 +144,7 @@ def document_events(app: FastAPI) -> None:
     """Each event type as an OpenAPI ``webhooks`` entry: what qrgate POSTs to the URL."""
     for model, types in _EVENT_MODELS.items():
         for event_type in types:
-            reserved = event_type == EventType.REPORT_CREATED
-            summary = f"{event_type.value}" + (" (reserved: not sent yet)" if reserved else "")
+            summary = event_type.value
 
             async def receive(body: BaseModel) -> None:
                 """Documentation only: qrgate sends, the relying party receives."""

@@ -15,12 +15,14 @@ from pydantic import (
     StrictBool,
     StrictInt,
     StringConstraints,
+    model_validator,
 )
 
 from qrgate.core import inputs
 from qrgate.core.codes import MAX_CODE_CHARS
 from qrgate.core.confirm import ConfirmState, Decision
 from qrgate.core.policy import VerifierKind
+from qrgate.http.schemas_app_lock import UnlockIn
 
 
 def _line(max_length: int, *, min_length: int = 0) -> object:
@@ -130,16 +132,35 @@ class ScanOut(BaseModel):
     requester: dict[str, str]
     number_matching: bool
     expires_at: float
+    unlock_required: bool = Field(False, description=(
+        "The application's policy requires the app lock: an approval carries `unlock`"))
 
 
 class DecisionIn(Strict):
     decision: Decision
     number: Annotated[StrictInt, Field(ge=0, le=99), BeforeValidator(_json_integer)] | None = (
         None)
+    unlock: UnlockIn | None = Field(None, description=(
+        "App lock: the PIN's or platform authenticator's proof over this decision "
+        "(README, App lock); required to approve when the scan said `unlock_required`"))
+    report: StrictBool = Field(False, description=(
+        "With deny only: \"I did not start this\". Records a report, ends the user's other "
+        "open challenges and pauses new ones (QRGATE_REPORT_BLOCK_SECONDS)"))
+
+    @model_validator(mode="after")
+    def _report_only_with_deny(self) -> DecisionIn:
+        if self.report and self.decision != Decision.DENY:
+            raise ValueError("report goes with decision deny only")
+        return self
 
 
 class OtpIn(Strict):
     otp: Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$")]
+
+
+class OfflineCodeIn(Strict):
+    code: Annotated[str, StringConstraints(pattern=r"^[0-9]{8}$")] = Field(
+        description="The 8-digit code the phone showed when it could not reach the server")
 
 
 class UserIn(Strict):
@@ -155,6 +176,33 @@ class UserOut(BaseModel):
     has_password: bool
     has_totp: bool
     frozen: bool
+    blocked_until: float | None = Field(
+        None, description="After a \"this wasn't me\" report: no new challenge before this "
+                          "Unix time (user_blocked)")
+
+
+class ReportIn(Strict):
+    """What the user says they did not start: one of the two, or neither (the user called
+    the help desk about a request they cannot name)."""
+
+    challenge_id: Annotated[str, StringConstraints(pattern=inputs.ID_PATTERN)] | None = None
+    transaction_id: Annotated[str, StringConstraints(pattern=inputs.ID_PATTERN)] | None = None
+
+    @model_validator(mode="after")
+    def _one_subject(self) -> ReportIn:
+        if self.challenge_id is not None and self.transaction_id is not None:
+            raise ValueError("name a challenge or a transaction, not both")
+        return self
+
+
+class ReportOut(BaseModel):
+    report_id: str
+    login: str
+    scheme: str
+    challenge_id: str | None
+    transaction_id: str | None
+    created_at: float
+    blocked_until: float
 
 
 class PreferenceIn(Strict):
@@ -169,8 +217,33 @@ class EnrolmentOut(BaseModel):
     qr_svg: str
 
 
+# A temporary access pass as people type it: 16 Crockford base32 characters, any case,
+# with spaces or dashes (qrgate.accounts.access_passes normalises it).
+AccessPassText = Annotated[str, StringConstraints(min_length=16, max_length=40,
+                                                  pattern=r"^[0-9A-Za-z -]+$")]
+
+
+class AccessPassIn(Strict):
+    ttl_seconds: Annotated[StrictInt, Field(ge=300, le=604_800),
+                           BeforeValidator(_json_integer)] | None = Field(
+        default=None, description="How long the pass lives; QRGATE_ACCESS_PASS_TTL when null")
+    revoke_devices: StrictBool = Field(
+        default=True, description="The phone enrolled with the pass replaces (unbinds) the "
+                                  "user's other devices")
+
+
+class AccessPassOut(BaseModel):
+    access_pass_id: str
+    access_pass: str = Field(description="Shown once; give it to the user by a trusted way")
+    expires_at: float
+    revoke_devices: bool
+
+
 class DeviceEnrolIn(Strict):
-    code: CodeText
+    code: CodeText | None = Field(default=None, description="The enrolment QR's content; "
+                                                            "or access_pass")
+    access_pass: AccessPassText | None = Field(
+        default=None, description="A temporary access pass (lost phone) instead of code")
     public_key: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{87}=?$")] = Field(
         description="base64url of the uncompressed P-256 point (65 bytes)"
     )
@@ -178,6 +251,15 @@ class DeviceEnrolIn(Strict):
     name: Annotated[str, _line(100)] = ""
     password: Password | None = None
     confirm_code: Annotated[str, StringConstraints(pattern=r"^[0-9]{8}$")] | None = None
+
+    @model_validator(mode="after")
+    def _code_or_access_pass(self) -> DeviceEnrolIn:
+        if (self.code is None) == (self.access_pass is None):
+            raise ValueError("give exactly one of code and access_pass")
+        if self.access_pass is not None and (self.password is not None
+                                             or self.confirm_code is not None):
+            raise ValueError("an access pass needs no password or confirm_code")
+        return self
 
 
 class DeviceOut(BaseModel):
@@ -190,6 +272,8 @@ class DeviceOut(BaseModel):
 
 class DeviceEnrolled(DeviceOut):
     login: str
+    org_id: int = Field(description="The user's organisation (codes name it)")
+    issuer: str = Field(description="The server's issuer name (codes carry it)")
     keys: Mapping[str, object] = Field(description="JWKS of the server's code-signing keys")
     offline_secret: str = Field(
         description="base64url of the 32-byte secret the phone derives offline approval "

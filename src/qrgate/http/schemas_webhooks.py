@@ -100,9 +100,13 @@ class TokenData(BaseModel):
 class ReportData(BaseModel):
     report_id: str
     login: str
+    scheme: str = Field(description="confirm or txsign")
     challenge_id: str | None
     transaction_id: str | None
+    device_id: str | None = Field(description="The phone that reported, if it was a phone")
     reported_at: float
+    blocked_until: float | None = Field(
+        description="No new challenge for the user before this time (None: no pause)")
 
 
 class ConfirmEvent(BaseModel):

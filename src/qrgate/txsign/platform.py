@@ -177,6 +177,7 @@ def start(rt: Runtime, *, app: directory.AppRecord, request: TransactionRequest)
         user = directory.find_user(conn, org_id=app.org_id, login=text.account)
         subject.user_id = user.id
         directory.ensure_not_frozen(user)
+        directory.ensure_not_blocked(user, now=now)
         token = tokens.active_token(conn, user_id=user.id)
         parent_id, parent_digest = _parent(conn, app=app, chain=parent)
         transaction = Transaction(transaction_id=bytes.fromhex(new_id()), text=text,

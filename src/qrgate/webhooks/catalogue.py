@@ -39,7 +39,7 @@ class EventType(StrEnum):
     # Scheme E: a transaction signed, or ended unsigned (reason: locked, user_frozen).
     TXSIGN_SIGNED = "txsign.signed"
     TXSIGN_REJECTED = "txsign.rejected"
-    # Phones (by: device, relying_party, operator).
+    # Phones (by: device, relying_party, operator, access_pass).
     DEVICE_ADDED = "device.added"
     DEVICE_REMOVED = "device.removed"
     DEVICE_FROZEN = "device.frozen"
@@ -49,8 +49,8 @@ class EventType(StrEnum):
     USER_FROZEN = "user.frozen"
     USER_UNFROZEN = "user.unfrozen"
     TOKEN_LOCKED = "token.locked"  # noqa: S105 (an event name, not a password)
-    # Reserved for the user's "this wasn't me" report (a later issue): data report_id,
-    # login, challenge_id or transaction_id, reported_at. Nothing emits it yet.
+    # A user's "this wasn't me" (qrgate.accounts.reports): their other open challenges and
+    # transactions ended (reason user_reported) and new ones pause until blocked_until.
     REPORT_CREATED = "report.created"
 
 
@@ -60,6 +60,10 @@ class DeviceChange(StrEnum):
     DEVICE = "device"
     RELYING_PARTY = "relying_party"
     OPERATOR = "operator"
+    # Unbound because the user enrolled a new phone with a temporary access pass that
+    # replaces the others (qrgate.accounts.access_passes); the new phone's device.added
+    # comes in the same transaction, by "device".
+    ACCESS_PASS = "access_pass"  # noqa: S105 (a reason, not a password)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -110,6 +114,17 @@ def device_changed(event: EventType, *, device: DeviceRecord, user: UserRecord,
 def user_changed(event: EventType, *, user: UserRecord, reason: str, at: float) -> WebhookEvent:
     return WebhookEvent(type=event, org_id=user.org_id, app_id=None, at=at,
                         data={"login": user.login, "reason": reason})
+
+
+def report_created(*, report_id: str, org_id: int, login: str, scheme: str,
+                   challenge_id: str | None, transaction_id: str | None,
+                   device_id: str | None, blocked_until: float | None,
+                   at: float) -> WebhookEvent:
+    return WebhookEvent(
+        type=EventType.REPORT_CREATED, org_id=org_id, app_id=None, at=at,
+        data={"report_id": report_id, "login": login, "scheme": scheme,
+              "challenge_id": challenge_id, "transaction_id": transaction_id,
+              "device_id": device_id, "reported_at": at, "blocked_until": blocked_until})
 
 
 def token_locked(token: TokenRecord, *, user: UserRecord, at: float) -> WebhookEvent:

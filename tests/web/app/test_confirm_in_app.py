@@ -18,19 +18,9 @@ from qrgate.cli.admin import rotate_keys
 from qrgate.core.codes import PREFIX
 from qrgate.core.cose import parse_own_sign1, sign1
 from qrgate.qrimage import render_png
-from support.phone_app import WAIT_MS, PhoneApp
-from support.stack import PASSWORD, Stack, serve_stack
+from support.phone_app import WAIT_MS, PhoneApp, enrol
+from support.stack import Stack, serve_stack
 from support.waiting_page import open_page, qr_shown, start_transfer
-
-
-def enrol(app: PhoneApp, stack: Stack, login: str = "alice") -> None:
-    app.scan(render_png(stack.rp.start_enrolment(login)["code"]))
-    expect(app.page.locator("#qg-screen h1")).to_have_text("Add an account")
-    assert app.fact("Account") == login
-    app.page.fill("#qg-password", PASSWORD)
-    app.page.fill("#qg-name", "Alice's phone")
-    app.page.get_by_role("button", name="Bind this phone").click()
-    expect(app.page.locator("#qg-screen h1")).to_have_text("Phone bound", timeout=WAIT_MS)
 
 
 def forged(code: str) -> str:

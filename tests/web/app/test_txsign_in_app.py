@@ -9,19 +9,9 @@ from collections.abc import Callable
 from playwright.sync_api import Route, expect
 
 from qrgate.clients.token import SoftToken
-from qrgate.qrimage import render_png
-from support.phone_app import WAIT_MS, PhoneApp
+from support.phone_app import WAIT_MS, PhoneApp, add_token
 from support.stack import Stack
 from support.txsign import Platform, server_keys
-
-
-def add_token(app: PhoneApp, stack: Stack, login: str) -> None:
-    app.scan(render_png(stack.rp.enrol_token(login)["code"]))
-    expect(app.page.locator("#qg-screen h1")).to_have_text("Add a signing token")
-    assert app.fact("Account") == login
-    app.page.get_by_role("button", name="Add and activate").click()
-    expect(app.page.locator("#qg-screen .result")).to_have_text(
-        "Active: ready to sign transactions.", timeout=WAIT_MS)
 
 
 def sign(app: PhoneApp, stack: Stack, transaction_id: str) -> str:

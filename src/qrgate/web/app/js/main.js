@@ -1,7 +1,9 @@
 // The qrgate phone app: routes between screens, language, offline shell.
 import { homeScreen } from "./home.js";
+import { lockScreen } from "./lock/settings.js";
 import { scanScreen } from "./scan.js";
 import { accountScreen } from "./confirm/account.js";
+import { accessPassScreen } from "./confirm/access-pass.js";
 import { historyScreen } from "./confirm/history.js";
 import { tokenScreen } from "./txsign/token.js";
 import { LANGS, preferredLanguage, setLanguage, translate } from "./shared/i18n.js";
@@ -13,7 +15,9 @@ const ROUTES = {
   scan: scanScreen,
   history: historyScreen,
   account: accountScreen,
+  "access-pass": accessPassScreen,
   token: tokenScreen,
+  lock: lockScreen,
 };
 
 function route() {

@@ -12,6 +12,7 @@ import { ensureRotation, rotateIfOverdue, stopRotation } from "./rotation.js";
 import { page, TERMINAL } from "./state.js";
 import { listen, onStatus, pollUnlessListening, refresh, stopListening } from "./stream.js";
 import { render, renderCountdown, renderProblem, renderRetrying, view } from "./view.js";
+import "./offline.js"; // the "Phone offline?" form: it follows the status by itself
 
 let tickTimer = null;
 

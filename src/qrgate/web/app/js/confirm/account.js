@@ -1,6 +1,7 @@
 // One scheme C account on this phone: its device as the server knows it, and unbinding.
 import { signedCall } from "../shared/api.js";
 import { formatTime, t } from "../shared/i18n.js";
+import { DEVICES, forget } from "../shared/evicted.js";
 import { ACCOUNTS, get, remove } from "../shared/store.js";
 import { button, fact, facts, h, link, refusal, show } from "../shared/ui.js";
 
@@ -24,6 +25,7 @@ export async function accountScreen(deviceId) {
       }
     }
     await remove(ACCOUNTS, account.deviceId);
+    forget(DEVICES, [account.deviceId]);
     location.hash = "#/";
   }, "danger");
   show([

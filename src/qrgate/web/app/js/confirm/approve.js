@@ -9,6 +9,8 @@ import { readVerified } from "../shared/server-keys.js";
 import { ACCOUNTS, all } from "../shared/store.js";
 import { countdown, fact, facts, h, link, refusal, show } from "../shared/ui.js";
 import { refusedScreen } from "./enrol.js";
+import { lockHint, unlockApproval } from "../lock/unlock.js";
+import { fromCode, fromScan, isUnreachable, offlineScreen } from "./offline.js";
 
 const TITLE = "approve.title";
 
@@ -30,7 +32,9 @@ export async function approveScreen(text) {
     if (code.issuer !== account.issuer) throw new CodeError("wrong_issuer");
     context = await signedCall(account, "POST", "/v1/confirm/scan", { code: text });
   } catch (error) {
-    refusedScreen(TITLE, error);
+    // No network: approve with a code typed into the website instead (offline.js).
+    if (account && isUnreachable(error)) offlineScreen(account, fromCode(code));
+    else refusedScreen(TITLE, error);
     return;
   }
   contextScreen(account, context);
@@ -69,11 +73,15 @@ function contextScreen(account, context) {
     text: t("approve.decline"), autofocus: true });
   const approve = h("button", { type: "submit", value: "approve", class: "secondary approve",
     text: t("approve.approve") });
+  // "This wasn't me": a denial that also tells the server someone else is trying.
+  const report = h("button", { type: "submit", value: "report", class: "link report",
+    text: t("approve.report") });
   let stopCountdown = () => {};
   const form = h("form", { class: "decide", on: { submit: async (event) => {
     event.preventDefault();
     const choice = event.submitter === approve ? "approve" : "deny";
     const body = { decision: choice };
+    if (event.submitter === report) body.report = true;
     if (choice === "approve" && number) {
       if (!/^[0-9]{2}$/.test(number.input.value)) {
         status.replaceChildren(refusal(new CodeError("number_required")));
@@ -81,17 +89,25 @@ function contextScreen(account, context) {
       }
       body.number = Number(number.input.value);
     }
-    decline.disabled = approve.disabled = true;
+    // App lock: when the service requires it, the proof over this decision (lock/unlock.js).
+    if (!(await unlockApproval(account, context, body, status))) return;
+    decline.disabled = approve.disabled = report.disabled = true;
     try {
       const result = await signedCall(account, "POST",
         `/v1/confirm/challenges/${context.challenge_id}/decision`, body);
       stopCountdown();
       resultScreen(result);
     } catch (error) {
-      status.replaceChildren(refusal(error));
-      decline.disabled = approve.disabled = false;
+      if (choice === "approve" && isUnreachable(error)) {
+        stopCountdown();
+        offlineScreen(account, fromScan(context), { number: body.number ?? null });
+        return;
+      }
+      status.replaceChildren(refusal(error), lockHint(error));
+      decline.disabled = approve.disabled = report.disabled = false;
     }
-  } } }, ...(number ? number.nodes : []), status, h("div", { class: "actions" }, decline, approve));
+  } } }, ...(number ? number.nodes : []), status, h("div", { class: "actions" }, decline, approve),
+  report);
   show([
     h("h1", { text: t("approve.title") }),
     h("p", { class: "verified", text: t("code.verified") }),
@@ -109,7 +125,7 @@ function contextScreen(account, context) {
     form,
   ], () => stopCountdown());
   stopCountdown = countdown(timeLeft, context.expires_at, () => {
-    decline.disabled = approve.disabled = true;
+    decline.disabled = approve.disabled = report.disabled = true;
     status.replaceChildren(refusal(new CodeError("expired")));
   });
   decline.focus();
@@ -118,10 +134,11 @@ function contextScreen(account, context) {
 function resultScreen(result) {
   // A decline is its own explanation; a refusal says why it happened.
   const reason = result.state === "rejected" ? result.reason : null;
+  const reported = result.reason === "reported_by_user";
   show([
-    h("h1", { text: t(`result.${result.state}`) }),
+    h("h1", { text: reported ? t("result.reported") : t(`result.${result.state}`) }),
     h("p", { class: `result ${result.state}`, "data-state": result.state,
-      text: t(`result.${result.state}_detail`) }),
+      text: reported ? t("result.reported_detail") : t(`result.${result.state}_detail`) }),
     reason ? refusal(new CodeError(reason)) : null,
     link("nav.home", "#/", "button primary"),
   ]);

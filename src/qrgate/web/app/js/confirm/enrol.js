@@ -5,6 +5,8 @@
 import { CodeError } from "../shared/errors.js";
 import { isThisServer, signedCall } from "../shared/api.js";
 import { readEnrolCode } from "./codes.js";
+import { importOfflineKey } from "./offline-code.js";
+import { fromB64u } from "../shared/bytes.js";
 import { generateDeviceKey, publicKeyB64u } from "../shared/device.js";
 import { formatTime, t } from "../shared/i18n.js";
 import { readVerified } from "../shared/server-keys.js";
@@ -66,6 +68,9 @@ async function bind(text, code, { password, confirmCode, name }) {
   const account = {
     deviceId: result.device_id, login: result.login, name: result.name, orgId: code.orgId,
     issuer: code.issuer, serverUrl: code.serverUrl, keys, createdAt: result.created_at,
+    // Offline approval (offline.js): a non-extractable HMAC key; the bytes are not kept.
+    offlineKey: result.offline_secret ? await importOfflineKey(fromB64u(result.offline_secret))
+      : null,
   };
   await put(ACCOUNTS, account);
   show([

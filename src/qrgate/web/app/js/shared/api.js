@@ -29,10 +29,16 @@ export function isThisServer(serverUrl) {
 async function send(method, path, { body = null, params = null, headers = {} } = {}) {
   const url = new URL(path.replace(/^\//, ""), API_ROOT);
   if (params) for (const [name, value] of Object.entries(params)) url.searchParams.set(name, value);
+  // No cookie rides on a call (requests are signed), except the answers to an enrolment and
+  // a token's activation: their cookies list this browser's devices and tokens and outlive
+  // storage eviction (shared/evicted.js).
+  const remembered = path === "/v1/devices"
+    || /^\/v1\/txsign\/tokens\/[0-9a-f]+\/activate$/.test(path);
+  const credentials = method === "POST" && remembered ? "same-origin" : "omit";
   let response;
   try {
     response = await fetch(url, {
-      method, body, headers, cache: "no-store", credentials: "omit", redirect: "error",
+      method, body, headers, cache: "no-store", credentials, redirect: "error",
     });
   } catch {
     throw new ApiError(0, "network", "");

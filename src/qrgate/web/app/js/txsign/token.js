@@ -1,6 +1,7 @@
 // Scheme E: the phone's OCRA software token. Enrolled from its QR: the secret is imported
 // at once as a non-extractable HMAC key (the bytes are not kept), and the token activates
 // itself by answering the server's activation question.
+import { TOKEN_IDS, forget } from "../shared/evicted.js";
 import { CodeError } from "../shared/errors.js";
 import { isThisServer, publicCall } from "../shared/api.js";
 import { formatTime, t } from "../shared/i18n.js";
@@ -103,6 +104,7 @@ export async function tokenScreen(tokenId) {
     button("token.remove", async () => {
       if (!confirm(t("token.remove_confirm", { login: token.login }))) return;
       await remove(TOKENS, tokenId);
+      forget(TOKEN_IDS, [tokenId]);
       location.hash = "#/";
     }, "danger"),
   ]);
