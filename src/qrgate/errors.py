@@ -225,6 +225,13 @@ class Frozen(Locked):
     title = "Account or device is frozen"
 
 
+class Blocked(Locked):
+    """New requests paused after the user's "this wasn't me" (qrgate.accounts.reports)."""
+
+    code: ClassVar[ErrorCode] = "user_blocked"
+    title = "Paused after the user's report"
+
+
 class VerifierUnavailable(QrgateError):
     code: ClassVar[ErrorCode] = "verifier_unavailable"
     status = 409

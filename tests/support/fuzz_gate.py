@@ -78,6 +78,8 @@ ACCEPTANCE_EXTRAS: Final[Mapping[str, list[str]]] = {
     "POST /v1/confirm/scan": ISSUED_VALUE_REFUSALS + STATE_REFUSALS,
     "POST /v1/devices": ISSUED_VALUE_REFUSALS + STATE_REFUSALS,
     "POST /v1/txsign/verify": ISSUED_VALUE_REFUSALS,
+    # A user who said "this wasn't me" gets no new challenge for a while (user_blocked, 423).
+    "POST /v1/confirm/challenges": STATE_REFUSALS,
     # parent_code is a chain code; and the user's token may be locked (423).
     "POST /v1/txsign/transactions": ISSUED_VALUE_REFUSALS + STATE_REFUSALS,
     "POST /v1/txsign/tokens/{token_id}/activate": ISSUED_VALUE_REFUSALS + STATE_REFUSALS,
@@ -198,7 +200,7 @@ def with_links(raw: dict[str, Any]) -> dict[str, Any]:
                 and path_parameters(operation) == parameters]
 
     def link(source: tuple[str, str], targets: list[tuple[str, str]],
-             parameters: dict[str, str], body: dict[str, str] | None = None) -> None:
+             parameters: dict[str, str], body: dict[str, str | None] | None = None) -> None:
         path, method = source
         operation = paths.get(path, {}).get(method)
         if operation is None:
@@ -237,8 +239,14 @@ def with_links(raw: dict[str, Any]) -> dict[str, Any]:
          taking({"transaction_id"}, under="/v1/txsign/transactions/"), transaction)
     link(("/v1/txsign/tokens", "post"),
          taking({"token_id"}, under="/v1/txsign/tokens/"), {"token_id": "$response.body#/token_id"})
-    link(("/v1/users", "post"), taking({"login"}, under="/v1/users/"),
+    # A new user's report names none of their requests: they have none yet (a generated id
+    # would be another's, refused as unknown, which the availability check takes for the
+    # user missing).
+    link(("/v1/users", "post"), taking({"login"}, under="/v1/users/", but="/reports$"),
          {"login": "$response.body#/login"})
+    link(("/v1/users", "post"), [("/v1/users/{login}/reports", "post")],
+         {"login": "$response.body#/login"},
+         body={"challenge_id": None, "transaction_id": None})
     # A new phone binds itself with the enrolment code (and the code shown to the user).
     link(("/v1/users/{login}/enrolments", "post"), [("/v1/devices", "post")], {},
          body={"code": "$response.body#/code", "confirm_code": "$response.body#/confirm_code"})

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
-from sqlalchemy import insert
+from sqlalchemy import insert, update
 
 from qrgate.accounts import directory
 from qrgate.accounts.provision import provision
@@ -30,12 +30,14 @@ from qrgate.clients.relying_party import QrgateClient
 from qrgate.config import Settings
 from qrgate.core.device_auth import public_key_bytes
 from qrgate.core.keyring import PublicKeySet
+from qrgate.core.passwords import new_password_hash
 from qrgate.core.policy import AppPolicy, NumberMatching
 from qrgate.http.app import create_app
 from qrgate.http.local import serve_in_thread
 from qrgate.qrimage import render_png
 from qrgate.runtime import Runtime, build_runtime
 from qrgate.storage.models import devices
+from qrgate.storage.models import users as users_table
 
 PASSWORD = "correct horse battery"
 LOGINS = ("alice", "bob", "carol")
@@ -180,6 +182,32 @@ def provision_other(rt: Runtime, *, base_url: str, clock: Clock,
     )
 
 
+@functools.cache
+def password_hash(password: str) -> str:
+    """A real scrypt hash of ``password``, made once per process: scrypt takes some 80 ms on
+    purpose, and nearly every stack gives alice and bob the same test password."""
+    return new_password_hash(password)
+
+
+def provision_bank(rt: Runtime, *, policy: AppPolicy | None,
+                   users: dict[str, str | None]) -> str:
+    """The bank, its users and its API key. Users get their password hashes as an operator
+    importing accounts would give them (verified by the real ``verify_password``)."""
+    provisioned = provision(
+        rt, org_slug="bank", org_name="Example Bank", business_id="web",
+        app_name="Web banking", origin="https://bank.example",
+        policy=policy or AppPolicy(number_matching=NumberMatching.OFF),
+        users=dict.fromkeys(users))
+    with rt.engine.begin() as conn:
+        for login, password in users.items():
+            if password is not None:
+                conn.execute(update(users_table)
+                             .where(users_table.c.org_id == provisioned.org_id,
+                                    users_table.c.login == login)
+                             .values(password_hash=password_hash(password)))
+    return provisioned.api_key
+
+
 def serve_stack(*, home: Path, database_url: str, clock: Clock, join: Stack | None,
                 policy: AppPolicy | None = None, users: dict[str, str | None] | None = None,
                 **settings: Any) -> tuple[Stack, Callable[[], None]]:
@@ -189,11 +217,8 @@ def serve_stack(*, home: Path, database_url: str, clock: Clock, join: Stack | No
     port = free_port()
     rt = build_runtime(make_settings(home, database_url, port, **settings))
     rt.clock = clock
-    api_key = join.api_key if join is not None else provision(
-        rt, org_slug="bank", org_name="Example Bank", business_id="web",
-        app_name="Web banking", origin="https://bank.example",
-        policy=policy or AppPolicy(number_matching=NumberMatching.OFF), users=users,
-    ).api_key
+    api_key = join.api_key if join is not None else provision_bank(rt, policy=policy,
+                                                                    users=users or {})
     server = serve_in_thread(create_app(rt.settings, runtime=rt), port=port)
     base_url = server.__enter__()
     rp = QrgateClient(base_url, api_key=api_key)

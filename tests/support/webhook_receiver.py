@@ -139,7 +139,7 @@ def verify(secret: str, request: Received, *, now: float, tolerance: float = 300
     assert any(hmac.compare_digest(expected, given) for given in signatures), request.headers
 
 
-def wait_until(condition: Callable[[], bool], *, timeout: float = 15.0,
+def wait_until(condition: Callable[[], bool], *, timeout: float = 30.0,
                advance: Callable[[], None] | None = None, what: str = "condition") -> None:
     """Poll ``condition``; ``advance`` (e.g. moving a test clock past a retry's delay) runs
     before each look, so retries the test clock holds back come due."""

@@ -16,7 +16,7 @@ from qrgate.accounts.tokens import new_api_key
 from qrgate.core import inputs
 from qrgate.core.digests import SecretDigests
 from qrgate.core.policy import AppPolicy, VerifierKind
-from qrgate.errors import Conflict, Frozen, Locked, NotFound, Unauthenticated
+from qrgate.errors import Blocked, Conflict, Frozen, Locked, NotFound, Unauthenticated
 from qrgate.storage.models import api_keys, devices, users
 from qrgate.storage.models import applications as apps
 from qrgate.storage.models import organisations as orgs
@@ -328,8 +328,8 @@ def ensure_not_locked(user: UserRecord, *, max_failures: int) -> None:
 
 def ensure_not_blocked(user: UserRecord, *, now: float) -> None:
     if user.blocked_until is not None and now < user.blocked_until:
-        raise Locked("the user reported a request they did not start; new ones are paused "
-                     "until an operator unblocks them or the pause ends", code="user_blocked")
+        raise Blocked("the user reported a request they did not start; new ones are paused "
+                      "until the pause ends or it is lifted")
 
 
 def set_blocked_until(conn: Connection, *, user_id: int, until: float | None) -> None:
