@@ -3,6 +3,8 @@ PIN's checks. The JavaScript side is checked against the same values in tests/js
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
 from qrgate.core.app_lock import (
@@ -70,3 +72,21 @@ def test_a_pin_key_is_32_bytes(size: int) -> None:
     with pytest.raises(QrgateError) as error:
         check_pin_key(bytes(size))
     assert error.value.code == "bad_unlock_proof"
+
+
+def test_the_messages_are_exactly_what_the_readme_documents() -> None:
+    """The app computes them on its own (js/shared/lock.js): written out here from the
+    README's definition, byte for byte, not from the module."""
+    challenge = "0123456789abcdef" * 2
+    assert decision_message(challenge_id=challenge, decision="approve", number=None) == (
+        hashlib.sha256(f"QGUNLOCK1\n{challenge}\napprove\n-".encode()).digest())
+    assert decision_message(challenge_id=challenge, decision="approve", number=42) == (
+        hashlib.sha256(f"QGUNLOCK1\n{challenge}\napprove\n42".encode()).digest())
+    key = bytes(range(32))
+    empty = hashlib.sha256(b"").hexdigest()
+    for change in LockChange:
+        assert change_message(device_id=challenge, change=change) == hashlib.sha256(
+            f"QGLOCKSET1\n{challenge}\n{change.value}\n{empty}".encode()).digest()
+        assert change_message(device_id=challenge, change=change, material=key) == (
+            hashlib.sha256(f"QGLOCKSET1\n{challenge}\n{change.value}\n"
+                           f"{hashlib.sha256(key).hexdigest()}".encode()).digest())

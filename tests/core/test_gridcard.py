@@ -309,3 +309,27 @@ def test_the_stored_digest_names_its_cell() -> None:
     card = _card()
     assert cell_digest(card.cells[0].content) == hashlib.sha256(
         b"qrgate gridcard stored cell v1\x00" + card.cells[0].content.encode()).digest()
+
+
+def test_cells_check_under_the_servers_own_digest() -> None:
+    """A server may keep cells under a keyed digest; they check only under that digest."""
+    card = _card()
+    server_key = os.urandom(32)
+
+    def keyed(content: str) -> bytes:
+        return hmac.digest(server_key, content.encode(), "sha256")
+
+    digests = card.digests(keyed)
+    assert digests != card.digests()
+    assert all(digests[c.position] == keyed(c.content) for c in card.cells)
+    cell = card.cells[4]
+    assert verify_cell(content=cell.content, expected_serial=card.serial,
+                       expected_position=cell.position, cell_digests=digests,
+                       digest=keyed).position == cell.position
+    with pytest.raises(BadCredentials):
+        verify_cell(content=cell.content, expected_serial=card.serial,
+                    expected_position=card.cells[5].position, cell_digests=digests,
+                    digest=keyed)
+    with pytest.raises(BadSignature):  # checked with the wrong digest: nothing matches
+        verify_cell(content=cell.content, expected_serial=card.serial,
+                    expected_position=cell.position, cell_digests=digests)

@@ -20,7 +20,7 @@ also found in exactly that protected form, in the table its entry names: a secre
 storage moved fails here, rather than passing because the test looked in the wrong place.
 
 Adding a kind of secret
-    Grid-card cells, credentials, fingerprint templates and payment accounts are coming. Each
+    Credentials, fingerprint templates and payment accounts are coming. Each
     is one more ``SecretKind`` in ``SECRET_KINDS``: a name, and a function that stores some
     through the API or the command line and returns each as a ``KeptSecret``: the forms it
     was handed out in, and the table and row of its protected form. Nothing else changes.
@@ -31,9 +31,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import io
 import itertools
 import json
 import secrets
+import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +43,7 @@ from typing import Any
 
 import httpx
 import pyotp
+import pypdfium2 as pdfium
 import pytest
 from click.testing import CliRunner
 from cryptography.exceptions import InvalidTag
@@ -55,9 +58,11 @@ from qrgate.clients.phone import PhoneSimulator
 from qrgate.clients.token import SoftToken
 from qrgate.core import ocra
 from qrgate.core.enrolment import read_enrol_code
+from qrgate.core.gridcard import parse_cell
 from qrgate.core.keyring import SigningKey
 from qrgate.core.passwords import verify_password
 from qrgate.keystore import load_or_create
+from qrgate.qrimage import decode_image
 from qrgate.txsign.tokens import activation_question, read_enrolment_code
 from support.stack import PASSWORD, Stack, clock, stack, stack_factory
 from support.txsign import server_keys
@@ -323,6 +328,33 @@ def webhook_key(vault: Vault, secret: str, *, previous: bool = False) -> KeptSec
                              "key bytes": key}, table="webhooks", protected=holds)
 
 
+def gridcard_cells(vault: Vault) -> list[KeptSecret]:
+    """A printed grid card's cells, issued by ``qrgate gridcard issue`` and read back from
+    its PDF as the card's holder would (the card key is never handed out at all)."""
+    login = vault.new_user()
+    with tempfile.TemporaryDirectory() as directory:
+        out = Path(directory) / "card.pdf"
+        vault.cli("gridcard", "issue", "--org", "bank", "--login", login, "--out", str(out))
+        document = pdfium.PdfDocument(out.read_bytes())
+    try:
+        page = document[0].render(scale=150 / 72).to_pil().convert("L")
+    finally:
+        document.close()
+    png = io.BytesIO()
+    page.save(png, format="PNG")
+    texts = [code.text for code in decode_image(png.getvalue())]
+    assert len(texts) == 30
+    return [gridcard_cell(vault, text) for text in texts]
+
+
+def gridcard_cell(vault: Vault, text: str) -> KeptSecret:
+    cell, matches = parse_cell(text), vault.keyed(text, "gridcard_cell")
+    return KeptSecret(forms={"grid card cell": text.encode(), "its secret": cell.secret.encode()},
+                      table="gridcard_cells",
+                      protected=lambda row: row["position"] == cell.position.label
+                      and matches(row["digest"]))
+
+
 def key_encryption_key(vault: Vault) -> list[KeptSecret]:
     return [KeptSecret(forms={"KEK": vault.kek}, table=None)]
 
@@ -344,6 +376,7 @@ SECRET_KINDS = [
     SecretKind("browser token", browser_tokens),
     SecretKind("signing private key", signing_keys),
     SecretKind("webhook signing key", webhook_keys),
+    SecretKind("grid card cell", gridcard_cells),
     SecretKind("key-encryption key", key_encryption_key),
 ]
 

@@ -1,4 +1,4 @@
-"""``qrgate`` command line: serve, admin, audit, phone, txsign, demo.
+"""``qrgate`` command line: serve, admin, audit, phone, txsign, gridcard, demo.
 
 Start-up cost matters: ``qrgate --help`` must answer at once. So this module imports click and
 little else, each command group is imported only when it is used (:class:`LazyGroup`), and the
@@ -90,6 +90,7 @@ class QrgateGroup(LazyGroup):
     "admin": "qrgate.cli.admin:admin",
     "audit": "qrgate.cli.audit:audit",
     "demo": "qrgate.cli.demo:demo",
+    "gridcard": "qrgate.cli.gridcard:gridcard",
     "phone": "qrgate.cli.phone:phone",
     "serve": "qrgate.cli.serve:serve",
     "txsign": "qrgate.cli.txsign:txsign",

@@ -1,6 +1,6 @@
 """The stored form of secrets that are only ever compared, never read back: API keys,
 browser-binding tokens, enrolment secrets and confirmation codes, token client ids,
-temporary access passes.
+temporary access passes, grid card cells.
 
 HMAC-SHA256 under a key derived from the key-encryption key, which the database does not
 hold. A plain hash would do for a 256-bit secret, but not for an 8-digit confirmation code:
@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 Purpose = Literal["api_key", "browser_token", "enrol_secret", "enrol_confirm", "token_client",
-                  "access_pass"]
+                  "access_pass", "gridcard_cell"]
 
 
 class SecretDigests:

@@ -7,8 +7,9 @@ The card, step by step, as the patent describes it and as qrgate builds it:
     random bit generator, and derives every cell of the :class:`Layout` with
     :func:`issue_card`. Each cell is a QR code holding :func:`cell_content`; the printer
     (``qrgate.gridcard.printing``) draws it beside its position label (``A1`` .. ``F5``).
-2.  **Store.** The server keeps, per cell, only :func:`cell_digest` of its content; the
-    card key is thrown away once the card is printed. Reissue is a new key and a new
+2.  **Store.** The server keeps, per cell, only a digest of its content (:func:`cell_digest`,
+    or a keyed one: ``qrgate.gridcard.cards`` keys it under the KEK); the card key is
+    thrown away once the card is printed. Reissue is a new key and a new
     serial: the old card's digests go, and with them every old cell.
 3.  **Ask** (claim 3, step 2 of SPEC A). After the password, the server picks an unused
     position at random and sends its label; the user scans that cell.
@@ -56,7 +57,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -234,9 +235,11 @@ class IssuedCard:
     layout: Layout
     cells: tuple[CardCell, ...]
 
-    def digests(self) -> dict[Position, bytes]:
-        """What the server stores for this card: one digest per cell."""
-        return {cell.position: cell_digest(cell.content) for cell in self.cells}
+    def digests(self, digest: CellDigest | None = None) -> dict[Position, bytes]:
+        """What the server stores for this card: one digest per cell, :func:`cell_digest`
+        unless the caller keeps cells under its own (keyed) ``digest``."""
+        stored = digest or cell_digest
+        return {cell.position: stored(cell.content) for cell in self.cells}
 
 
 def _check_key(card_key: bytes) -> None:
@@ -265,6 +268,11 @@ def issue_card(*, card_key: bytes, serial: str, layout: Layout) -> IssuedCard:
                                                 position=position))
                   for position in layout.positions())
     return IssuedCard(serial=serial, layout=layout, cells=cells)
+
+
+# How a cell's content becomes its stored form: :func:`cell_digest`, or a server's keyed
+# digest (qrgate.gridcard.cards keys it, as every compared secret, under the KEK).
+CellDigest = Callable[[str], bytes]
 
 
 def cell_digest(content: str) -> bytes:
@@ -312,10 +320,12 @@ def verify_cell(
     expected_serial: str,
     expected_position: Position,
     cell_digests: Mapping[Position, bytes],
+    digest: CellDigest | None = None,
 ) -> VerifiedCell:
     """Check a scanned cell against the position the server asked for.
 
-    ``cell_digests`` are the stored digests of the user's current card. Digests are compared
+    ``cell_digests`` are the stored digests of the user's current card, made with
+    ``digest`` (default :func:`cell_digest`) from each cell's content. Digests are compared
     with :func:`hmac.compare_digest`, and both comparisons run whatever the first says.
     Raises ``field_mismatch`` (:class:`~qrgate.errors.Rejected`) for a cell of another card,
     ``wrong_response`` (:class:`~qrgate.errors.BadCredentials`) for a genuine cell of this
@@ -328,11 +338,11 @@ def verify_cell(
     cell = parse_cell(content)
     if not hmac.compare_digest(cell.serial.encode("ascii"), expected_serial.encode("ascii")):
         raise Rejected("this cell is from another card", code="field_mismatch")
-    digest = cell_digest(cell.text())
-    matches_asked = hmac.compare_digest(digest, cell_digests[expected_position])
+    scanned = (digest or cell_digest)(cell.text())
+    matches_asked = hmac.compare_digest(scanned, cell_digests[expected_position])
     # The position is in clear: a digest is looked up by it, but compared in constant time.
     claimed = cell_digests.get(cell.position, b"")
-    matches_claimed = hmac.compare_digest(digest, claimed)
+    matches_claimed = hmac.compare_digest(scanned, claimed)
     if matches_asked and cell.position == expected_position:
         return VerifiedCell(serial=cell.serial, position=cell.position)
     if matches_claimed:

@@ -93,6 +93,8 @@ def verify_offline_code(
     question = offline_question(challenge_id=challenge_id, number=expected_number)
     well_formed = (isinstance(code, str) and len(code) == CODE_DIGITS
                    and code.isascii() and code.isdigit())
+    # mutation: any other stand-in is equivalent: a malformed code is refused by
+    # ``well_formed`` below whatever it is compared with.
     given = (code if well_formed else "").encode("ascii")
     hits = [
         hmac.compare_digest(ocra.respond(suite=SUITE, key=secret, question=question)

@@ -433,6 +433,42 @@ class OutboxEvent(Base):
     lease_until: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
+
+class GridCard(Base):
+    """A printed grid card (scheme A, ``qrgate.gridcard.cards``). The card key is never
+    stored; its cells are in ``gridcard_cells``, as keyed digests. A user has at most one
+    active card: issuing another revokes it in the same transaction."""
+
+    __tablename__ = "gridcards"
+    __table_args__ = (
+        CheckConstraint("status IN ('active', 'revoked')", name="status"),
+        Index("ix_gridcards_user", "user_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    serial: Mapped[str] = mapped_column(String(16), unique=True)
+    rows: Mapped[int] = mapped_column(Integer)
+    columns: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float)
+    revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class GridCardCell(Base):
+    """One cell of a card: the keyed digest of its content (purpose ``gridcard_cell``) and
+    when it was used."""
+
+    __tablename__ = "gridcard_cells"
+
+    card_id: Mapped[str] = mapped_column(ForeignKey("gridcards.id"), primary_key=True)
+    position: Mapped[str] = mapped_column(String(4), primary_key=True)
+    digest: Mapped[bytes] = mapped_column(LargeBinary(32))
+    used_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
 # Typed handles for Core statements (``Model.__table__`` is typed as a plain FromClause).
 organisations = cast(Table, Organisation.__table__)
 applications = cast(Table, Application.__table__)
@@ -451,3 +487,5 @@ webhooks = cast(Table, Webhook.__table__)
 webhook_events = cast(Table, OutboxEvent.__table__)
 access_passes = cast(Table, AccessPass.__table__)
 reports = cast(Table, Report.__table__)
+gridcards = cast(Table, GridCard.__table__)
+gridcard_cells = cast(Table, GridCardCell.__table__)

@@ -1,0 +1,3 @@
+from support.stack import clock, stack, stack_factory
+
+__all__ = ["clock", "stack", "stack_factory"]
