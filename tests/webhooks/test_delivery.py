@@ -156,6 +156,9 @@ def test_a_receiver_that_fails_then_recovers_gets_each_event_until_it_answers(
     assert len({r.body for r in attempts}) == 1
     for request in attempts:
         check(secret, request, stack=stack)
+    # The receiver has the request before the server has read its answer and recorded it.
+    wait_until(lambda: stack.rp.webhook_deliveries(state="delivered") != [],
+               what="the delivery recorded")
     (delivery,) = stack.rp.webhook_deliveries()
     assert delivery["attempts"] == failures + 1 and delivery["state"] == "delivered"
 
@@ -179,6 +182,8 @@ def test_retries_wait_their_delay_then_fail_for_good(
     receiver.status = 500
     stack.enrolled_phone("alice")
     wait_until(lambda: len(receiver.received) == 1, what="the first attempt")
+    wait_until(lambda: [d["attempts"] for d in stack.rp.webhook_deliveries()] == [1],
+               what="the first attempt recorded")
     (pending,) = stack.rp.webhook_deliveries(state="pending")
     assert pending["attempts"] == 1 and pending["last_status"] == 500
     assert 30 <= pending["next_attempt_at"] - pending["last_attempt_at"] <= 36
