@@ -333,3 +333,76 @@ def test_cells_check_under_the_servers_own_digest() -> None:
     with pytest.raises(BadSignature):  # checked with the wrong digest: nothing matches
         verify_cell(content=cell.content, expected_serial=card.serial,
                     expected_position=cell.position, cell_digests=digests)
+
+
+# --- known answers: each written out from the rule, not from the module --------------------
+
+
+def test_the_check_symbol_is_luhn_mod_32_over_crockford_values() -> None:
+    # "…1": its 1 is doubled (rightmost of the body), so the sum is 2 and the check is
+    # the symbol of -2 mod 32 = 30, "Y". A "G" (16) doubled is 32: digits 1 + 0, so "Z" (31).
+    assert serial_from_random(bytes(5) + b"\x08") == "000000001Y"
+    assert is_valid_serial("00000000GZ") and not is_valid_serial("00000000GY")
+    assert is_valid_serial("0000000100") is False  # 1 not doubled: sum 1, check "Z"
+    assert is_valid_serial("000000010Z")
+
+
+def test_a_serial_takes_the_top_45_bits_of_its_random_bytes() -> None:
+    assert serial_from_random(bytes(6))[:9] == "000000000"
+    assert serial_from_random(b"\xff" * 6)[:9] == "ZZZZZZZZZ"
+    # The lowest 3 bits are dropped; bit 3 is the body's last bit.
+    assert serial_from_random(bytes(5) + b"\x07")[:9] == "000000000"
+    assert serial_from_random(bytes(5) + b"\x08")[:9] == "000000001"
+    assert serial_from_random(b"\x80" + bytes(5))[:9] == "G00000000"
+
+
+def test_a_typed_serial_may_hold_spaces_and_dashes_up_to_three_times_its_length() -> None:
+    serial = serial_from_random(b"\x12\x34\x56\x78\x9a\xbc")
+    spaced = " ".join(serial)  # 19 characters
+    assert normalize_serial(spaced) == serial
+    padded = serial + " " * 20  # 30: still a typed serial
+    assert normalize_serial(padded) == serial
+    with pytest.raises(InvalidField):
+        normalize_serial(padded + " ")
+    with pytest.raises(InvalidField):
+        normalize_serial(123)  # type: ignore[arg-type]
+
+
+def test_positions_and_layouts_are_bounded_on_each_axis() -> None:
+    for row, column in ((0, 9), (26, 0), (-1, 0), (0, -1)):
+        with pytest.raises(InvalidField):
+            Position(row=row, column=column)
+    with pytest.raises(InvalidField):
+        parse_position(5)  # type: ignore[arg-type]
+    assert Layout(rows=26, columns=2).size == 52 and Layout(rows=4, columns=9).size == 36
+    for rows, columns in ((27, 2), (4, 10), (0, 30), (30, 0)):
+        with pytest.raises(InvalidField):
+            Layout(rows=rows, columns=columns)
+
+
+def test_a_layout_holds_exactly_its_own_positions() -> None:
+    layout = Layout()
+    assert Position(row=5, column=4) in layout
+    assert Position(row=6, column=0) not in layout
+    assert Position(row=0, column=5) not in layout
+    assert "A1" not in layout
+    assert set(layout.positions()) == {p for p in map(parse_position, (
+        f"{r}{c}" for r in "ABCDEF" for c in "12345"))}
+
+
+def test_an_issued_card_says_its_layout_and_a_verified_cell_its_serial() -> None:
+    layout = Layout(rows=5, columns=6)
+    card = _card(layout=layout)
+    assert card.layout == layout
+    a1 = parse_position("A1")
+    verified = verify_cell(content=card.cells[0].content, expected_serial=card.serial,
+                           expected_position=a1, cell_digests=card.digests())
+    assert (verified.serial, verified.position) == (card.serial, a1)
+
+
+def test_a_cell_claiming_a_position_off_the_card_is_a_forgery() -> None:
+    card = _card()
+    forged = f"QGA1:{card.serial}:Z9:{'0' * SECRET_LENGTH}"
+    with pytest.raises(BadSignature):
+        verify_cell(content=forged, expected_serial=card.serial,
+                    expected_position=parse_position("A1"), cell_digests=card.digests())

@@ -286,6 +286,8 @@ def parse_cell(content: object) -> Cell:
     """Strict parser of a scanned cell. Raises :class:`~qrgate.errors.UnsupportedVersion`
     for a later format of ours and :class:`~qrgate.errors.MalformedCode` for anything else
     that is not exactly one canonical cell."""
+    # mutation: ">=" is equivalent: a cell is 43 characters, so 64 of them are malformed
+    # one way or the other.
     if not isinstance(content, str) or len(content) > _MAX_INPUT:
         raise MalformedCode("not a grid card cell")
     parts = content.split(":")
@@ -341,6 +343,8 @@ def verify_cell(
     scanned = (digest or cell_digest)(cell.text())
     matches_asked = hmac.compare_digest(scanned, cell_digests[expected_position])
     # The position is in clear: a digest is looked up by it, but compared in constant time.
+    # mutation: another bytes default is equivalent: no digest is 4 bytes long, and a
+    # position off the card matches nothing whatever it is compared with.
     claimed = cell_digests.get(cell.position, b"")
     matches_claimed = hmac.compare_digest(scanned, claimed)
     if matches_asked and cell.position == expected_position:
