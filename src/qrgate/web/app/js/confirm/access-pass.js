@@ -3,13 +3,9 @@
 // trust; the user types it here. As with a scanned enrolment, the phone makes its own
 // non-extractable ES256 key and signs the request with it; the pass is sent once and never
 // kept. The server may unbind the account's other phones (the lost one) as it binds this one.
-import { API_ROOT, signedCall } from "../shared/api.js";
-import { importOfflineKey } from "./offline-code.js";
-import { fromB64u } from "../shared/bytes.js";
-import { generateDeviceKey, publicKeyB64u } from "../shared/device.js";
 import { t } from "../shared/i18n.js";
-import { ACCOUNTS, put } from "../shared/store.js";
-import { fact, facts, h, link, refusal, show } from "../shared/ui.js";
+import { h, link, refusal, show } from "../shared/ui.js";
+import { enrolDevice } from "./enrol.js";
 
 /** What a person may type: 16 Crockford base32 characters, any case, spaces or dashes. */
 const PASS_TEXT = /^[0-9A-Za-z -]{16,40}$/;
@@ -48,24 +44,6 @@ export function accessPassScreen() {
 }
 
 /** Bind with the pass and keep the account as a scanned enrolment would. */
-export async function bindWithPass(typed, name) {
-  const keys = await generateDeviceKey();
-  const body = { access_pass: typed, public_key: await publicKeyB64u(keys.publicKey), name };
-  const result = await signedCall({ deviceId: "new", keys }, "POST", "/v1/devices", body);
-  const account = {
-    deviceId: result.device_id, login: result.login, name: result.name, orgId: result.org_id,
-    issuer: result.issuer, serverUrl: API_ROOT.href, keys, createdAt: result.created_at,
-    // Offline approval, as enrol.js keeps it: a non-extractable HMAC key, not the bytes.
-    offlineKey: result.offline_secret ? await importOfflineKey(fromB64u(result.offline_secret))
-      : null,
-  };
-  await put(ACCOUNTS, account);
-  show([
-    h("h1", { text: t("enrol.done_title") }),
-    h("p", { class: "result approved", text: t("enrol.done", { login: account.login }) }),
-    h("p", { class: "note", text: t("pass.replaced") }),
-    facts(fact("field.device", account.name), fact("field.device_id", account.deviceId)),
-    link("home.scan", "#/scan", "button primary"),
-    link("nav.home", "#/"),
-  ]);
+export function bindWithPass(typed, name) {
+  return enrolDevice({ access_pass: typed, name }, "pass.replaced");
 }

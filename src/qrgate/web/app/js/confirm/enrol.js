@@ -3,7 +3,7 @@
 // it holds it (the request is signed with it) and confirms with the user's password or the
 // one-time code shown beside the QR.
 import { CodeError } from "../shared/errors.js";
-import { isThisServer, signedCall } from "../shared/api.js";
+import { API_ROOT, isThisServer, signedCall } from "../shared/api.js";
 import { readEnrolCode } from "./codes.js";
 import { importOfflineKey } from "./offline-code.js";
 import { fromB64u } from "../shared/bytes.js";
@@ -59,15 +59,22 @@ export async function enrolScreen(text) {
 }
 
 async function bind(text, code, { password, confirmCode, name }) {
+  const fields = { code: text, name };
+  if (confirmCode) fields.confirm_code = confirmCode;
+  else fields.password = password;
+  await enrolDevice(fields);
+}
+
+/** Make a device key, bind it with `fields` (an enrolment code and its confirmation, or an
+ * access pass: access-pass.js), keep the account and say so; `noteKey`: one line more. */
+export async function enrolDevice(fields, noteKey = null) {
   const keys = await generateDeviceKey();
-  const body = { code: text, public_key: await publicKeyB64u(keys.publicKey), name };
-  if (confirmCode) body.confirm_code = confirmCode;
-  else body.password = password;
-  const result = await signedCall({ deviceId: "new", keys },
-    "POST", "/v1/devices", body);
+  const body = { ...fields, public_key: await publicKeyB64u(keys.publicKey) };
+  const result = await signedCall({ deviceId: "new", keys }, "POST", "/v1/devices", body);
   const account = {
-    deviceId: result.device_id, login: result.login, name: result.name, orgId: code.orgId,
-    issuer: code.issuer, serverUrl: code.serverUrl, keys, createdAt: result.created_at,
+    deviceId: result.device_id, login: result.login, name: result.name, orgId: result.org_id,
+    // The app talks to its own server only (isThisServer), so this is the enrolment's too.
+    issuer: result.issuer, serverUrl: API_ROOT.href, keys, createdAt: result.created_at,
     // Offline approval (offline.js): a non-extractable HMAC key; the bytes are not kept.
     offlineKey: result.offline_secret ? await importOfflineKey(fromB64u(result.offline_secret))
       : null,
@@ -76,6 +83,7 @@ async function bind(text, code, { password, confirmCode, name }) {
   show([
     h("h1", { text: t("enrol.done_title") }),
     h("p", { class: "result approved", text: t("enrol.done", { login: account.login }) }),
+    noteKey ? h("p", { class: "note", text: t(noteKey) }) : null,
     facts(fact("field.device", account.name), fact("field.device_id", account.deviceId)),
     link("home.scan", "#/scan", "button primary"),
     link("nav.home", "#/"),
