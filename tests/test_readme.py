@@ -1,7 +1,7 @@
-"""README's walk-throughs run as written: every ``sh`` block of "Scheme C with curl" and
-"Scheme E with curl", in order, in bash, from an empty directory, against the real
-``qrgate serve`` they start. Only the port changes (8000 would clash with a server that
-runs here already) and the venv's ``bin`` is put on ``PATH``."""
+"""README's walk-throughs run as written: every ``sh`` block of "Scheme C with curl",
+"Scheme E with curl" and "Scheme A with curl", in order, in bash, from an empty directory,
+against the real ``qrgate serve`` they start. Only the port changes (8000 would clash with
+a server that runs here already) and the venv's ``bin`` is put on ``PATH``."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import pytest
 from qrgate.cli.demo import free_port
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-SECTIONS = ("## Scheme C with curl", "## Scheme E with curl")
+SECTIONS = ("## Scheme C with curl", "## Scheme E with curl", "## Scheme A with curl")
 
 
 def walk_through() -> str:
@@ -48,5 +48,6 @@ def test_the_readme_walk_throughs_run(tmp_path: Path) -> None:
     assert result.returncode == 0, output[-4000:]
     assert '"state":"approved"' in output.replace(" ", "")  # the pushed result
     assert "VERIFIED: 2 link(s)" in output
+    assert output.count("authenticated") >= 3  # two grid card sign-ins, one pushed
     assert '"alice",\n  "bob"' in output
     assert "Traceback" not in output

@@ -47,19 +47,29 @@ from qrgate.core.app_lock import LockChange, change_message, decision_message
 from qrgate.core.codes import Claim, CodeType, decode_code, encode_code
 from qrgate.core.confirm import issue_code
 from qrgate.core.device_auth import public_key_bytes
+from qrgate.core.gridcard import Layout
 from qrgate.core.keyring import KeyRing, PublicKeySet, SigningKey
 from qrgate.core.policy import AppPolicy, NumberMatching
 from qrgate.core.txsign import MAX_CHAIN_LINKS, ChainClaim, LinkKey
 from qrgate.errors import ERROR_CODES, Conflict, QrgateError
 from qrgate.freeze import set_user_frozen
+from qrgate.gridcard import cards
+from qrgate.gridcard.cards import IssuedCard
 from qrgate.http.auth import authenticate_app
 from qrgate.http.problems import PROBLEM_MEDIA_TYPE
-from qrgate.storage.models import access_passes, devices, enrolments, transactions
+from qrgate.storage.models import (
+    access_passes,
+    devices,
+    enrolments,
+    gridcard_cells,
+    gridcards,
+    transactions,
+)
 from qrgate.txsign.tokens import DEFAULT_SUITE, activation_question, read_enrolment_code
 from support import fresh
 from support.authenticator import SoftAuthenticator, b64u, pin_unlock
 from support.deployment import POSTGRESQL_NOT_SET, Deployment, fresh_database
-from support.stack import Clock, Stack
+from support.stack import PASSWORD, Clock, Stack
 from support.tcp_proxy import proxied
 from support.txsign import Platform, enrolled_token, server_keys
 
@@ -858,6 +868,150 @@ def a_chain_whose_stored_text_was_edited(world: World) -> httpx.Response:
     return verify_request(world, second["chain_code"])
 
 
+# scheme A: grid cards
+
+
+ATTEMPT_TOKEN = "Qrgate-Attempt-Token"
+
+
+def card_holder(world: World) -> tuple[str, IssuedCard]:
+    """A fresh user with a password and a printed grid card (its cells in clear)."""
+    login = fresh.user(world.stack, password=PASSWORD)
+    card = cards.run_issue(world.stack.rt, org_slug="bank", login=login, layout=Layout(),
+                           ttl_days=365, issuer="operator", actor="refusal codes")
+    return login, card
+
+
+def cell_at(card: IssuedCard, position: str) -> str:
+    return next(c.content for c in card.card.cells if c.position.label == position)
+
+
+def a_cell_elsewhere(card: IssuedCard, position: str) -> str:
+    return next(c.content for c in card.card.cells if c.position.label != position)
+
+
+def sign_in(world: World, login: str, *, organisation: str = "bank",
+            **extra: Any) -> httpx.Response:
+    """The phone app alone: organisation, login and password."""
+    return httpx.post(f"{world.stack.base_url}/v1/gridcard/sign-in", json={
+        "organisation": organisation, "login": login, "password": PASSWORD, **extra})
+
+
+def attempt_of(world: World, login: str, **extra: Any) -> dict[str, Any]:
+    response = sign_in(world, login, **extra)
+    assert response.status_code == 201, response.text
+    started: dict[str, Any] = response.json()
+    return started
+
+
+def answer_cell(world: World, attempt: dict[str, Any], cell: str, *,
+                token: str | None = None) -> httpx.Response:
+    return httpx.post(
+        f"{world.stack.base_url}/v1/gridcard/attempts/{attempt['attempt_id']}/answer",
+        json={"cell": cell}, headers={ATTEMPT_TOKEN: token or attempt["answer_token"]})
+
+
+def ask_another_position(world: World, attempt: dict[str, Any]) -> httpx.Response:
+    return httpx.post(
+        f"{world.stack.base_url}/v1/gridcard/attempts/{attempt['attempt_id']}/reissue",
+        headers={ATTEMPT_TOKEN: attempt["answer_token"]})
+
+
+def a_sign_in_at_an_organisation_nobody_created(world: World) -> httpx.Response:
+    login, _ = card_holder(world)
+    return sign_in(world, login, organisation=f"nowhere-{secrets.token_hex(4)}")
+
+
+def an_unknown_attempt(world: World) -> httpx.Response:
+    return world.api.get(f"/v1/gridcard/attempts/{random_id()}")
+
+
+def another_attempts_token(world: World) -> httpx.Response:
+    mine, theirs = (attempt_of(world, card_holder(world)[0]) for _ in range(2))
+    return httpx.get(f"{world.stack.base_url}/v1/gridcard/attempts/{mine['attempt_id']}",
+                     headers={ATTEMPT_TOKEN: theirs["answer_token"]})
+
+
+def a_sign_in_without_a_card(world: World) -> httpx.Response:
+    return sign_in(world, fresh.user(world.stack, password=PASSWORD))
+
+
+def a_cell_of_a_card_revoked_meanwhile(world: World) -> httpx.Response:
+    login, card = card_holder(world)
+    attempt = attempt_of(world, login)
+    revoked = world.api.post(f"/v1/gridcard/cards/{attempt['serial']}/revoke")
+    assert revoked.status_code == 200, revoked.text
+    return answer_cell(world, attempt, cell_at(card, attempt["position"]))
+
+
+def a_card_past_its_time(world: World) -> httpx.Response:
+    login, card = card_holder(world)
+    # As if its time had passed (the scenarios' shared clock only moves forward a little).
+    edit_database(world.stack, update(gridcards).where(gridcards.c.id == card.record.id)
+                  .values(expires_at=world.clock() - 1))
+    return sign_in(world, login)
+
+
+def a_card_with_every_cell_used(world: World) -> httpx.Response:
+    login, card = card_holder(world)
+    # As if all but one of its cells had been answered before; the last one is, now.
+    last = card.card.cells[-1].position.label
+    edit_database(world.stack, update(gridcard_cells).where(
+        gridcard_cells.c.card_id == card.record.id, gridcard_cells.c.position != last)
+        .values(used_at=world.clock()))
+    attempt = attempt_of(world, login)
+    assert attempt["position"] == last
+    assert answer_cell(world, attempt, cell_at(card, last)).status_code == 200
+    return sign_in(world, login)
+
+
+def a_cell_of_another_position(world: World) -> httpx.Response:
+    login, card = card_holder(world)
+    attempt = attempt_of(world, login)
+    return answer_cell(world, attempt, a_cell_elsewhere(card, attempt["position"]))
+
+
+def a_cell_of_another_users_card(world: World) -> httpx.Response:
+    login, _ = card_holder(world)
+    _, someone_elses = card_holder(world)
+    attempt = attempt_of(world, login)
+    return answer_cell(world, attempt, cell_at(someone_elses, attempt["position"]))
+
+
+def a_cell_answered_twice(world: World) -> httpx.Response:
+    login, card = card_holder(world)
+    first = attempt_of(world, login)
+    used = cell_at(card, first["position"])
+    assert answer_cell(world, first, used).status_code == 200
+    # Used cells are never asked again: the second attempt asks another position.
+    return answer_cell(world, attempt_of(world, login), used)
+
+
+def a_cell_after_its_window(world: World) -> httpx.Response:
+    login, card = card_holder(world)
+    attempt = attempt_of(world, login)
+    world.clock.advance(attempt["window_seconds"] + 1)
+    return answer_cell(world, attempt, cell_at(card, attempt["position"]))
+
+
+def another_position_asked_too_early(world: World) -> httpx.Response:
+    login, _ = card_holder(world)
+    return ask_another_position(world, attempt_of(world, login))
+
+
+def one_position_more_than_an_attempt_allows(world: World) -> httpx.Response:
+    login, _ = card_holder(world)
+    # High risk: the shortest windows, so the shared clock moves on the least.
+    attempt = attempt_of(world, login, risk="high")
+    while attempt["reissues_left"]:
+        world.clock.advance(attempt["window_seconds"] + 1)
+        moved = ask_another_position(world, attempt)
+        assert moved.status_code == 200, moved.text
+        attempt = {**attempt, **moved.json()}
+    world.clock.advance(attempt["window_seconds"] + 1)
+    return ask_another_position(world, attempt)
+
+
 # the server itself
 
 
@@ -918,6 +1072,8 @@ THROUGH_THE_API: dict[str, ThroughTheApi] = {
     "user_not_found": ThroughTheApi(404, an_unknown_user),
     "device_not_found": ThroughTheApi(404, a_device_the_user_does_not_have),
     "app_not_found": ThroughTheApi(404, an_unknown_business_id),
+    # The phone app signing in alone names the organisation (POST /v1/gridcard/sign-in).
+    "org_not_found": ThroughTheApi(404, a_sign_in_at_an_organisation_nobody_created),
     "enrolment_not_found": ThroughTheApi(404, an_enrolment_the_database_forgot),
     "access_pass_not_found": ThroughTheApi(404, an_access_pass_never_issued),
     "access_pass_expired": ThroughTheApi(410, an_access_pass_past_its_time),
@@ -972,6 +1128,18 @@ THROUGH_THE_API: dict[str, ThroughTheApi] = {
     "text_mismatch": ThroughTheApi(403, a_chain_whose_stored_text_was_edited),
     "internal_error": ThroughTheApi(500, a_statement_the_database_refuses),
     "database_unavailable": ThroughTheApi(503, a_database_out_of_reach),
+    "attempt_not_found": ThroughTheApi(404, an_unknown_attempt),
+    "wrong_attempt_token": ThroughTheApi(403, another_attempts_token),
+    "no_card": ThroughTheApi(409, a_sign_in_without_a_card),
+    "card_revoked": ThroughTheApi(409, a_cell_of_a_card_revoked_meanwhile),
+    "card_expired": ThroughTheApi(410, a_card_past_its_time),
+    "card_exhausted": ThroughTheApi(409, a_card_with_every_cell_used),
+    "wrong_cell": ThroughTheApi(401, a_cell_of_another_position),
+    "wrong_card": ThroughTheApi(403, a_cell_of_another_users_card),
+    "cell_used": ThroughTheApi(409, a_cell_answered_twice),
+    "late_answer": ThroughTheApi(410, a_cell_after_its_window),
+    "window_open": ThroughTheApi(409, another_position_asked_too_early),
+    "reissue_limit": ThroughTheApi(409, one_position_more_than_an_attempt_allows),
 }
 
 
@@ -1072,11 +1240,6 @@ def an_ocra_question_that_does_not_fit() -> str:
                                             key=b"\x01" * 32, question="not hex", counter=0))
 
 
-def an_application_of_an_unknown_organisation(world: World) -> str:
-    return command_line_refusal(["admin", "app", "create", "--org", "nowhere",
-                                 "--business-id", "web", "--name", "X"], env=world.cli_env())
-
-
 def an_api_key_prefix_never_issued(world: World) -> str:
     return command_line_refusal(["admin", "apikey", "revoke", "nosuchprefix"],
                                 env=world.cli_env())
@@ -1158,9 +1321,6 @@ NOT_FROM_THE_API: dict[str, Elsewhere | ElsewhereOnADeployment] = {
         "the API's wire types admit only questions and responses the suites fit (hex "
         "digests, 4-10 digits), and stored tokens carry valid state",
         an_ocra_question_that_does_not_fit),
-    "org_not_found": ElsewhereOnADeployment(
-        "qrgate admin (org slugs)", "an API key carries its organisation; no route names one",
-        an_application_of_an_unknown_organisation),
     "api_key_not_found": ElsewhereOnADeployment(
         "qrgate admin apikey revoke", "API keys are managed by operators only",
         an_api_key_prefix_never_issued),

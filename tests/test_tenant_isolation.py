@@ -5,18 +5,23 @@ and ``stack.other``, a rival shop whose users have the bank's logins (alice, bob
 whose alice has a bound phone. ``test_the_rival_reaches_nothing_of_the_bank`` reads
 ``/openapi.json`` from the running server and calls every operation in it as the rival: with
 its API key, its alice's request signature (made as ``qrgate.clients.phone`` makes it: method,
-path and query, time, device id, SHA-256 of the body, low S), or the browser token of a
-challenge it started, naming the bank's things. An operation added tomorrow is walked
+path and query, time, device id, SHA-256 of the body, low S), the browser token of a
+challenge it started, or the answer token of a grid card attempt it started, naming the
+bank's things. An operation added tomorrow is walked
 tomorrow; one the walk cannot call (a path parameter, a body field named like an id, or a
 required body field it has no value for) fails the test and says what to add here.
 
 How each operation is called
     Each place in a request that names something an organisation owns is a *slot*: the path
     parameters ``challenge_id``, ``transaction_id``, ``token_id``, ``device_id``,
-    ``event_id`` (a webhook event) and ``login``; the query parameter ``login``; the body
-    fields ``login``/``account``, ``business_id``/``platform``, ``token_id`` and
-    ``parent_code``, the scanned ``code`` of ``POST /v1/confirm/scan``, and the
-    ``password``/``confirm_code`` of a phone enrolment.
+    ``event_id`` (a webhook event), ``attempt_id`` (a grid card attempt), ``serial`` (a
+    grid card) and ``login``; the query parameter ``login``; the body fields
+    ``login``/``account``, ``business_id``/``platform``, ``token_id`` and ``parent_code``,
+    the scanned ``code`` of ``POST /v1/confirm/scan`` and ``POST /v1/gridcard/scan``, the
+    ``password``/``confirm_code`` of a phone enrolment, and the scanned ``cell`` of a grid
+    card answer. The ``login`` of a grid card start goes with a password, and an unknown
+    login is refused exactly like a wrong password (``bad_credentials``: no login is
+    confirmed to exist), so that is its refusal there.
     Each slot of an operation is probed on its own, the other slots holding the rival's own
     things, so the probed slot decides the answer.
 
@@ -28,22 +33,28 @@ How each operation is called
     bank's alice's active token and bound phone, a login only the bank has (``dora``; ``erin``
     for ``POST /v1/users``, which creates it at the rival), the bank's business id ``web``, a
     chain code of the bank, its alice's password and the confirmation code of one of its
-    enrolments, and an event its webhook delivered (to a receiver the test runs).
+    enrolments, an event its webhook delivered (to a receiver the test runs), and for grid
+    cards: ``dora``'s card and her pending attempt, started by the bank's relying party
+    (another one, past its position's window, for ``/reissue``), and her card's cell at the
+    position the rival's own attempt asks (with the password the bank's users have, a
+    start for ``dora`` would succeed at the bank).
 
     The same request naming a thing of the same shape that exists nowhere (32 random hex
     digits; a login and a business id nobody has; a confirmation or chain code signed by this
     very server for a challenge or transaction it never stored; a password and confirmation
-    code nobody has) must get exactly the same status and problem ``code``, lists the same
-    body. That answer must itself be the slot's refusal (``challenge_not_found``,
-    ``user_not_found``, ``unknown_parent``...; for ``POST /v1/users`` a creation, for the
-    history an empty list), which proves that the probe reached the lookup it tests.
+    code nobody has; a card serial never drawn and a well-formed cell of such a card) must
+    get exactly the same status and problem ``code``, lists the same body. That answer must
+    itself be the slot's refusal (``challenge_not_found``, ``user_not_found``,
+    ``unknown_parent``...; for ``POST /v1/users`` a creation, for the history an empty list),
+    which proves that the probe reached the lookup it tests.
 
     Operations without a slot (the rival's history, its phone's own endpoints, creating a
     user...) are called once. No answer to the rival, public operations aside, may contain
     one of the bank's canaries: its ids, its organisation's name, the words of its challenges
     and transactions (unless the request itself carried it). And once the walk is over, every
-    row of the bank in ``challenges``, ``transactions``, ``tokens``, ``users``, ``devices`` and
-    ``enrolments`` is as it was before.
+    row of the bank in ``challenges``, ``transactions``, ``tokens``, ``users``, ``devices``,
+    ``enrolments``, ``gridcards``, ``gridcard_cells`` and ``gridcard_attempts`` is as it was
+    before.
 
 The namesakes
     Both organisations have an alice; the rival must act on its own. Its ``GET`` shows an alice
@@ -52,7 +63,9 @@ The namesakes
     password, it enrols a token for alice while the bank's alice holds one, a transaction for
     alice finds no token (the bank's alice's is not hers), and a challenge it starts for alice
     is refused to the bank's alice's phone exactly like an unknown one, yet stays scannable and
-    approvable by its own alice's phone.
+    approvable by its own alice's phone. A grid card it issues for alice goes to its alice (the
+    bank's alice keeps hers: issuing revokes the user's previous card), and its list of
+    alice's cards shows that one alone.
 
 The browser token
     The token is a capability for one challenge, not an organisation's credential: any token
@@ -62,6 +75,12 @@ The browser token
     the bank's own challenges on the same id: it must get exactly that refusal, nothing more.
     (The 403/404 difference tells whoever holds a challenge id that it exists; the id is 128
     random bits shown only in the QR and the waiting page's URL, whose holder knows it.)
+
+    A grid card attempt's answer token is the same kind of capability: any token but the
+    attempt's own gets ``wrong_attempt_token`` (403), an id that exists nowhere
+    ``attempt_not_found`` (404). The rival's token is compared with the token of another of
+    the bank's attempts on the same id. (The 403/404 difference tells whoever holds an
+    attempt id that it exists; the id is 128 random bits, handed out with the token.)
 
 Public by design
     Each is called on the bank's things with the rival's API key and with no credential at
@@ -84,6 +103,15 @@ Public by design
       and its secret travel together in the enrolment QR, so whoever could send a wrong
       answer (which counts against the token) could as well activate it. The walk names the
       bank's active token, so it spends none of the bank's attempts.
+    - ``POST /v1/gridcard/sign-in``: the phone app signs in alone; the password is the proof
+      and the body names the organisation. The walk names the rival's own organisation with
+      the bank's login and the bank's users' password: a lookup that forgot the organisation
+      would start an attempt of the bank's ``dora`` (rows checked); the right answer is
+      ``bad_credentials``. (Naming the bank would start one for real, or count a wrong
+      password against the bank's user, as anyone may.)
+    - ``POST /v1/gridcard/scan``: the signed code the relying party's page shows is the
+      credential, as with ``/v1/confirm/scan`` for a bound phone; it names the attempt, and
+      whoever holds it joins the attempt (its answer token), the card still to be shown.
 """
 
 from __future__ import annotations
@@ -114,13 +142,27 @@ from qrgate.core.device_auth import (
     request_target,
     sign_request,
 )
+from qrgate.core.gridcard import (
+    SECRET_LENGTH,
+    SERIAL_RANDOM_BYTES,
+    Layout,
+    format_serial,
+    parse_cell,
+    serial_from_random,
+)
 from qrgate.core.policy import VerifierKind
 from qrgate.core.txsign import issue_chain_code, read_chain_code
+from qrgate.gridcard import cards
+from qrgate.gridcard.cards import IssuedCard
 from qrgate.http.auth import BROWSER_HEADER
+from qrgate.http.routes_gridcard import ATTEMPT_HEADER
 from qrgate.storage.models import (
     challenges,
     devices,
     enrolments,
+    gridcard_attempts,
+    gridcard_cells,
+    gridcards,
     tokens,
     transactions,
     users,
@@ -159,9 +201,15 @@ SCANNED = SlotKind("scanned confirmation code", "challenge_not_found")
 PASSWORD_SLOT = SlotKind("password", "bad_credentials")
 CONFIRM_CODE = SlotKind("enrolment confirmation code", "bad_credentials")
 EVENT = SlotKind("webhook event id", "event_not_found")
+ATTEMPT = SlotKind("grid card attempt id", "attempt_not_found")
+CARD = SlotKind("grid card serial", "not_found")
+JOIN_CODE = SlotKind("grid card attempt's code", "attempt_not_found")
+CELL = SlotKind("grid card cell", "wrong_card")
+# A grid card start's login goes with a password: an unknown one is a wrong password.
+SIGN_IN = SlotKind("login signing in with a password", "bad_credentials")
 
 PATH_SLOTS = {"challenge_id": CHALLENGE, "transaction_id": TRANSACTION, "token_id": TOKEN,
-              "event_id": EVENT,
+              "event_id": EVENT, "attempt_id": ATTEMPT, "serial": CARD,
               "device_id": DEVICE, "login": LOGIN}
 QUERY_SLOTS = {"login": LOGIN}
 BODY_SLOTS = {"login": LOGIN, "account": LOGIN, "business_id": BUSINESS, "platform": BUSINESS,
@@ -173,6 +221,10 @@ OPERATION_BODY_SLOTS: dict[Label, dict[str, SlotKind]] = {
     # What a "this wasn't me" report names: the reported user's own request only.
     "POST /v1/users/{login}/reports": {"challenge_id": CHALLENGE,
                                        "transaction_id": TRANSACTION},
+    "POST /v1/gridcard/sign-in": {"login": SIGN_IN},
+    "POST /v1/gridcard/attempts": {"login": SIGN_IN},
+    "POST /v1/gridcard/scan": {"code": JOIN_CODE},
+    "POST /v1/gridcard/attempts/{attempt_id}/answer": {"cell": CELL},
 }
 # Fields named like ids that name nothing an organisation owns.
 NOT_SLOTS = {
@@ -205,6 +257,7 @@ class Caller(StrEnum):
     DEVICE = "phone signature"
     NEW_DEVICE = "new phone's signature"
     BROWSER = "browser token"
+    ATTEMPT = "attempt token"
 
 
 # Signed by the key being bound (``Qrgate-Device: new``), not by a bound phone.
@@ -226,6 +279,8 @@ def callers_of(label: Label, security: list[dict[str, list[str]]]) -> list[Calle
     # The cookie carries the same secret as the header; the header stands for both.
     if "BrowserToken" in schemes:
         callers.append(Caller.BROWSER)
+    if "AttemptToken" in schemes:
+        callers.append(Caller.ATTEMPT)
     return callers
 
 
@@ -273,13 +328,15 @@ class Client:
         self.http.close()
 
     def send(self, request: Request, *, api_key: str | None = None, phone: Phone | None = None,
-             browser_token: str | None = None) -> Answer:
+             browser_token: str | None = None, attempt_token: str | None = None) -> Answer:
         raw = b"" if request.body is None else json.dumps(request.body).encode()
         headers = {"content-type": "application/json"} if request.body is not None else {}
         if api_key is not None:
             headers["Authorization"] = f"Bearer {api_key}"
         if browser_token is not None:
             headers[BROWSER_HEADER] = browser_token
+        if attempt_token is not None:
+            headers[ATTEMPT_HEADER] = attempt_token
         built = self.http.build_request(request.method, request.path, params=request.query,
                                         content=raw, headers=headers)
         if phone is not None:
@@ -331,6 +388,7 @@ class Bank:
     chain_code: str
     confirm_code: str
     event_id: str
+    gridcard: BankGridcard
     business_id: str = "web"
     # The offline approval code of alice's phone for the pending challenge.
     pending_offline_code: str = ""
@@ -338,7 +396,30 @@ class Bank:
     def canaries(self) -> list[str]:
         return [self.org_name, BANK_CANARY, self.pending_challenge, self.totp_challenge,
                 self.scanned_challenge, self.alice.device_id, self.token_id,
-                self.signed_transaction, self.pending_transaction, self.event_id]
+                self.signed_transaction, self.pending_transaction, self.event_id,
+                *self.gridcard.canaries()]
+
+
+@dataclass
+class BankGridcard:
+    """The bank's grid card things: ``dora``'s card and her pending attempt, started by the
+    relying party (with a code for its page); another user's attempt past its position's
+    window, which a reissue would move on; and the bank's alice's card."""
+
+    serial: str
+    attempt: str
+    attempt_token: str
+    attempt_code: str
+    late_attempt: str
+    late_attempt_token: str
+    # dora's card's cell at the position the rival's own attempt asks.
+    cell: str
+    alice_serial: str
+
+    def canaries(self) -> list[str]:
+        return [self.serial, format_serial(self.serial), self.attempt, self.attempt_token,
+                self.late_attempt, self.late_attempt_token, self.alice_serial,
+                format_serial(self.alice_serial)]
 
 
 @dataclass
@@ -355,12 +436,39 @@ class Rival:
     token_id: str
     business_id: str
     new_enrolment: Callable[[], dict[str, Any]]
+    org_slug: str
+    # Its user with a password and a grid card (none of its alice, bob and carol has a
+    # password), and that user's pending attempt.
+    gridcard_login: str
+    attempt: str
+    attempt_token: str
+    # The right cell of the rival's card for the position the attempt asks.
+    cell: str
 
 
 @pytest.fixture
 def stack(stack_factory: Callable[..., Stack]) -> Stack:
     """The bank's webhook goes to a receiver on this machine."""
     return stack_factory(webhook_allow_loopback=True)
+
+
+def issue_card(stack: Stack, org_slug: str, login: str) -> IssuedCard:
+    return cards.run_issue(stack.rt, org_slug=org_slug, login=login, layout=Layout(),
+                           ttl_days=365, issuer="operator", actor="tenant isolation test")
+
+
+def cell_at(card: IssuedCard, label: str) -> str:
+    return next(c.content for c in card.card.cells if c.position.label == label)
+
+
+def gridcard_attempt(stack: Stack, api_key: str, login: str) -> dict[str, Any]:
+    """A grid card attempt the organisation of ``api_key`` starts for its ``login``."""
+    response = httpx.post(f"{stack.base_url}/v1/gridcard/attempts",
+                          json={"login": login, "password": PASSWORD},
+                          headers={"Authorization": f"Bearer {api_key}"})
+    assert response.status_code == 201, response.text
+    started: dict[str, Any] = response.json()
+    return started
 
 
 def seed(stack: Stack) -> tuple[Bank, Rival]:
@@ -370,7 +478,25 @@ def seed(stack: Stack) -> tuple[Bank, Rival]:
     stack.closers.append(receiver.stop)
     rp.set_webhook(receiver.url)
 
-    rp.create_user("dora", display_name=f"Dora {BANK_CANARY}")
+    # Grid cards first: the clock moves past the first attempt's window, and everything
+    # seeded after starts at the new time.
+    rp.create_user("dora", display_name=f"Dora {BANK_CANARY}", password=PASSWORD)
+    rp.create_user("hugo", password=PASSWORD)
+    doras_card = issue_card(stack, "bank", "dora")
+    issue_card(stack, "bank", "hugo")
+    late = gridcard_attempt(stack, stack.api_key, "hugo")
+    clock.advance(late["window_seconds"] + 1)
+    doras = gridcard_attempt(stack, stack.api_key, "dora")
+    rival_rp.create_user("rita", password=PASSWORD)
+    ritas_card = issue_card(stack, stack.other.slug, "rita")
+    ritas = gridcard_attempt(stack, stack.other.api_key, "rita")
+    gridcard = BankGridcard(
+        serial=doras_card.record.serial, attempt=doras["attempt_id"],
+        attempt_token=doras["answer_token"], attempt_code=doras["code"],
+        late_attempt=late["attempt_id"], late_attempt_token=late["answer_token"],
+        cell=cell_at(doras_card, ritas["position"]),
+        alice_serial=issue_card(stack, "bank", "alice").record.serial)
+
     rp.create_user("erin")
     totp = pyotp.parse_uri(rp.setup_totp("dora")["uri"])
     alice_phone = stack.enrolled_phone("alice")
@@ -402,6 +528,7 @@ def seed(stack: Stack) -> tuple[Bank, Rival]:
         event_id=delivered_events(stack)[0],
         pending_offline_code=alice_phone.offline_code(pending["code"],
                                                       number=pending["number"]),
+        gridcard=gridcard,
     )
 
     other = stack.other
@@ -420,6 +547,8 @@ def seed(stack: Stack) -> tuple[Bank, Rival]:
         browser_token=started["browser_token"], transaction=rival_tx["transaction_id"],
         token_id=bob_token.token_id, business_id=other.business_id,
         new_enrolment=lambda: other.rp.start_enrolment("alice"),
+        org_slug=other.slug, gridcard_login="rita", attempt=ritas["attempt_id"],
+        attempt_token=ritas["answer_token"], cell=cell_at(ritas_card, ritas["position"]),
     )
     return bank, rival
 
@@ -446,17 +575,36 @@ def bank_value(bank: Bank, kind: SlotKind, label: Label) -> str:
         return bank.pending_transaction if waiting else bank.signed_transaction
     if kind is LOGIN:
         return bank.login_to_create if label == "POST /v1/users" else bank.only_login
+    if kind is ATTEMPT:
+        return (bank.gridcard.late_attempt if label.endswith("/reissue")
+                else bank.gridcard.attempt)
     return {TOKEN: bank.token_id, DEVICE: bank.alice.device_id, BUSINESS: bank.business_id,
             PARENT: bank.chain_code, SCANNED: bank.scan_code, PASSWORD_SLOT: PASSWORD,
-            CONFIRM_CODE: bank.confirm_code, EVENT: bank.event_id}[kind]
+            CONFIRM_CODE: bank.confirm_code, EVENT: bank.event_id,
+            SIGN_IN: bank.only_login, CARD: format_serial(bank.gridcard.serial),
+            JOIN_CODE: bank.gridcard.attempt_code, CELL: bank.gridcard.cell}[kind]
+
+
+def other_bank_attempt_token(bank: Bank, attempt_id: str) -> str:
+    """The answer token of another of the bank's attempts than ``attempt_id``."""
+    gridcard = bank.gridcard
+    return (gridcard.late_attempt_token if attempt_id == gridcard.attempt
+            else gridcard.attempt_token)
 
 
 def unknown_value(stack: Stack, bank: Bank, kind: SlotKind) -> str:
     """A thing of the same shape that exists nowhere."""
-    if kind in (CHALLENGE, TRANSACTION, TOKEN, DEVICE, EVENT):
+    if kind in (CHALLENGE, TRANSACTION, TOKEN, DEVICE, EVENT, ATTEMPT):
         return secrets.token_hex(16)
-    if kind is LOGIN:
+    if kind in (LOGIN, SIGN_IN):
         return f"nobody{secrets.token_hex(4)}"
+    if kind is CARD:
+        return format_serial(never_drawn_serial(stack))
+    if kind is CELL:
+        # Well-formed, of a card never drawn, at the position the rival's attempt asks.
+        position = parse_cell(bank.gridcard.cell).position.label
+        secret = "".join(secrets.choice(CROCKFORD) for _ in range(SECRET_LENGTH))
+        return f"QGA1:{never_drawn_serial(stack)}:{position}:{secret}"
     if kind is BUSINESS:
         return f"nowhere{secrets.token_hex(4)}"
     if kind is SCANNED:
@@ -471,6 +619,18 @@ def unknown_value(stack: Stack, bank: Bank, kind: SlotKind) -> str:
             code = f"{secrets.randbelow(10**8):08d}"
         return code
     raise AssertionError(f"no unknown value for {kind.name}")
+
+
+CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def never_drawn_serial(stack: Stack) -> str:
+    """A well-formed card serial (check symbol and all) that no card of any organisation has."""
+    with stack.rt.read() as conn:
+        taken = set(conn.execute(select(gridcards.c.serial)).scalars())
+    while (serial := serial_from_random(os.urandom(SERIAL_RANDOM_BYTES))) in taken:
+        pass
+    return serial
 
 
 def never_stored_challenge_code(stack: Stack, code_text: str) -> str:
@@ -501,7 +661,8 @@ def rival_value(rival: Rival, kind: SlotKind, label: Label) -> str | None:
         # Its bob holds the active token a transaction needs; its alice the bound phone.
         return "bob" if label == "POST /v1/txsign/transactions" else "alice"
     return {CHALLENGE: rival.challenge, TRANSACTION: rival.transaction, TOKEN: rival.token_id,
-            DEVICE: rival.alice.device_id, BUSINESS: rival.business_id}.get(kind)
+            DEVICE: rival.alice.device_id, BUSINESS: rival.business_id,
+            SIGN_IN: rival.gridcard_login, ATTEMPT: rival.attempt, CELL: rival.cell}.get(kind)
 
 
 def body_fields(bank: Bank, rival: Rival, label: Label, *,
@@ -523,6 +684,10 @@ def body_fields(bank: Bank, rival: Rival, label: Label, *,
         "unlock": lambda: {"method": "pin", "proof": "A" * 43},
         "credential": lambda: {"id": "AAAA", "rawId": "AAAA", "type": "public-key", "response": {
             "clientDataJSON": "e30", "attestationObject": "oA"}},
+        # A grid card start: the password the bank's users have; the app alone names the
+        # rival's own organisation (see "Public by design").
+        "password": lambda: PASSWORD,
+        "organisation": lambda: rival.org_slug,
     }
     if new_key is not None:
         fields["public_key"] = lambda: encoded_public_key(new_key)
@@ -637,7 +802,7 @@ class Walk:
                        new_device_key=new_key if "public_key" in body else None)
 
     def send(self, operation: Operation, caller: Caller, request: Request, *,
-             browser_token: str | None = None) -> Answer:
+             browser_token: str | None = None, attempt_token: str | None = None) -> Answer:
         self.sent[operation.label] += 1
         if caller is Caller.API_KEY:
             return self.client.send(request, api_key=self.rival.api_key)
@@ -651,6 +816,9 @@ class Walk:
         if caller is Caller.BROWSER:
             return self.client.send(request, browser_token=browser_token or
                                     self.rival.browser_token)
+        if caller is Caller.ATTEMPT:
+            return self.client.send(request, attempt_token=attempt_token or
+                                    self.rival.attempt_token)
         return self.client.send(request)
 
     # --- checks ---------------------------------------------------------------------------
@@ -666,13 +834,15 @@ class Walk:
         for caller in operation.callers:
             if caller is Caller.PUBLIC:
                 self.public(operation)
-            elif caller is not Caller.BROWSER and all(
+            elif caller not in (Caller.BROWSER, Caller.ATTEMPT) and all(
                     slot.where != "path" and slot.name not in operation.required
                     for slot in operation.slots):
                 self.without_slot(operation, caller)
             for slot in operation.slots:
                 if caller is Caller.BROWSER:
                     self.browser_probe(operation, slot)
+                elif caller is Caller.ATTEMPT and slot.kind is ATTEMPT:
+                    self.attempt_probe(operation, slot)
                 elif caller is not Caller.PUBLIC:
                     self.probe(operation, caller, slot)
 
@@ -715,6 +885,24 @@ class Walk:
         if rival.verdict != bank_stranger.verdict:
             self.fail(where, f"the rival's token got {rival}, a token of another of the bank's "
                              f"challenges got {bank_stranger}")
+
+    def attempt_probe(self, operation: Operation, slot: Slot) -> None:
+        """The rival's answer token on the bank's attempt: refused exactly as the token of
+        another of the bank's own attempts is."""
+        where = f"{operation.label} as the rival's attempt token holder, {slot}"
+        attempt_id = bank_value(self.bank, slot.kind, operation.label)
+        request = self.request(operation, {slot: attempt_id})
+        assert request is not None
+        rival = self.send(operation, Caller.ATTEMPT, request)
+        bank_stranger = self.send(operation, Caller.ATTEMPT, request,
+                                  attempt_token=other_bank_attempt_token(self.bank, attempt_id))
+        self.leaks(where, request, rival)
+        if bank_stranger.verdict != (403, "wrong_attempt_token"):
+            self.fail(where, f"a token of another of the bank's attempts got {bank_stranger}, "
+                             "expected 403 wrong_attempt_token")
+        if rival.verdict != bank_stranger.verdict:
+            self.fail(where, f"the rival's token got {rival}, a token of another of the bank's "
+                             f"attempts got {bank_stranger}")
 
     def public(self, operation: Operation) -> None:
         values = {slot: bank_value(self.bank, slot.kind, operation.label)
@@ -802,12 +990,25 @@ def namesakes(walk: Walk) -> None:
     if own.decide(started["challenge_id"], approve=True)["state"] != "approved":
         fail("the rival's alice's phone", "could not approve the rival's own challenge")
 
+    # A grid card the rival issues for alice is its alice's: the bank's alice keeps hers
+    # (issuing revokes the user's previous card; the bank's rows are checked after the walk).
+    issued = walk.client.http.post("/v1/gridcard/cards", json={"login": "alice"},
+                                   headers={"Authorization": f"Bearer {other.api_key}"})
+    to_list = Request("GET", "/v1/gridcard/cards", {"login": "alice"})
+    cards_listed = walk.client.send(to_list, api_key=other.api_key)
+    serials = [card["serial"] for card in json.loads(cards_listed.text)["items"]]
+    if issued.status_code != 201 or serials != [issued.headers["qrgate-card-serial"]]:
+        fail("POST /v1/gridcard/cards as the rival for alice, then GET .../cards?login=alice",
+             f"issued {issued.status_code}, the rival's alice's cards are {serials}")
+    walk.leaks("GET /v1/gridcard/cards?login=alice as the rival", to_list, cards_listed)
+
 
 # --- the bank's rows ------------------------------------------------------------------------
 
 
 def bank_rows(stack: Stack, org_id: int) -> dict[str, list[dict[str, Any]]]:
     own_users = select(users.c.id).where(users.c.org_id == org_id)
+    own_cards = select(gridcards.c.id).where(gridcards.c.org_id == org_id)
     queries = {
         "users": select(users).where(users.c.org_id == org_id).order_by(users.c.id),
         "challenges": select(challenges).where(challenges.c.org_id == org_id)
@@ -822,6 +1023,12 @@ def bank_rows(stack: Stack, org_id: int) -> dict[str, list[dict[str, Any]]]:
         "webhooks": select(webhooks).where(webhooks.c.org_id == org_id),
         "webhook_events": select(webhook_events).where(webhook_events.c.org_id == org_id)
         .order_by(webhook_events.c.id),
+        "gridcards": select(gridcards).where(gridcards.c.org_id == org_id)
+        .order_by(gridcards.c.id),
+        "gridcard_cells": select(gridcard_cells).where(gridcard_cells.c.card_id.in_(own_cards))
+        .order_by(gridcard_cells.c.card_id, gridcard_cells.c.position),
+        "gridcard_attempts": select(gridcard_attempts)
+        .where(gridcard_attempts.c.org_id == org_id).order_by(gridcard_attempts.c.id),
     }
     with stack.rt.read() as conn:
         return {table: [dict(row._mapping) for row in conn.execute(query)]
@@ -843,7 +1050,8 @@ def changed_rows(before: dict[str, list[dict[str, Any]]],
             moved = [f"{column} {clip(old[column])} -> {clip(new[column])}" for column in old
                      if old[column] != new[column]]
             if moved:
-                yield f"{table} row {old.get('id')}: {', '.join(moved)}"
+                name = old.get("id", f"{old.get('card_id')} {old.get('position')}")
+                yield f"{table} row {name}: {', '.join(moved)}"
 
 
 # --- the test -------------------------------------------------------------------------------

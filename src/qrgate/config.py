@@ -45,6 +45,10 @@ INTEGER_RANGES: Final[dict[str, tuple[str, int, int, str]]] = {
     "QRGATE_ACCESS_PASS_TTL": ("access_pass_ttl", 300, 604_800, " seconds"),
     "QRGATE_REPORT_BLOCK_SECONDS": ("report_block_seconds", 0, 604_800, " seconds"),
     "QRGATE_MAX_PIN_FAILURES": ("max_pin_failures", 1, 20, ""),
+    "QRGATE_GRIDCARD_TTL": ("gridcard_ttl", 30, MAX_CONFIRM_TTL, " seconds"),
+    "QRGATE_GRIDCARD_WINDOW_MIN": ("gridcard_window_min", 5, 600, " seconds"),
+    "QRGATE_GRIDCARD_WINDOW_MAX": ("gridcard_window_max", 5, 600, " seconds"),
+    "QRGATE_GRIDCARD_MAX_REISSUES": ("gridcard_max_reissues", 0, 10, ""),
 }
 
 # Seconds between a webhook's failed attempt and the next one: the first retry after 5 s,
@@ -105,6 +109,12 @@ class Settings:
     report_block_seconds: int = 900
     # Wrong app-lock PINs a phone may send before its PIN is refused for good.
     max_pin_failures: int = 5
+    # Scheme A (qrgate.core.gridcard_attempt): how long one authentication with a grid card
+    # lives, the bounds of a position's time window, and how many other positions it may ask.
+    gridcard_ttl: int = 300
+    gridcard_window_min: int = 20
+    gridcard_window_max: int = 120
+    gridcard_max_reissues: int = 2
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -115,6 +125,13 @@ class Settings:
         if self.code_ttl > self.confirm_ttl:
             raise InvalidField(f"QRGATE_CODE_TTL ({self.code_ttl}) must not exceed "
                                f"QRGATE_CONFIRM_TTL ({self.confirm_ttl})")
+        if not self.gridcard_window_min <= 60 <= self.gridcard_window_max:
+            raise InvalidField("QRGATE_GRIDCARD_WINDOW_MIN must be at most 60 seconds and "
+                               "QRGATE_GRIDCARD_WINDOW_MAX at least 60 (the window without "
+                               "history)")
+        if self.gridcard_window_max > self.gridcard_ttl:
+            raise InvalidField(f"QRGATE_GRIDCARD_WINDOW_MAX ({self.gridcard_window_max}) must "
+                               f"not exceed QRGATE_GRIDCARD_TTL ({self.gridcard_ttl})")
         if self.log_level not in LOG_LEVELS:
             raise InvalidField(f"QRGATE_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, "
                                f"not {self.log_level!r}")
@@ -232,6 +249,10 @@ class Settings:
             access_pass_ttl=integer("QRGATE_ACCESS_PASS_TTL", 3_600),
             report_block_seconds=integer("QRGATE_REPORT_BLOCK_SECONDS", 900),
             max_pin_failures=integer("QRGATE_MAX_PIN_FAILURES", 5),
+            gridcard_ttl=integer("QRGATE_GRIDCARD_TTL", 300),
+            gridcard_window_min=integer("QRGATE_GRIDCARD_WINDOW_MIN", 20),
+            gridcard_window_max=integer("QRGATE_GRIDCARD_WINDOW_MAX", 120),
+            gridcard_max_reissues=integer("QRGATE_GRIDCARD_MAX_REISSUES", 2),
             env=source,
         )
 

@@ -45,6 +45,10 @@ ErrorCode = Literal[
     # real life with the phone app: lost phones, no network, app lock, reports
     "access_pass_expired", "access_pass_used", "wrong_offline_code", "offline_unavailable",
     "app_lock_required", "wrong_pin", "pin_locked", "lock_not_set_up", "user_blocked",
+    # scheme A, the printed grid card
+    "attempt_not_found", "wrong_attempt_token", "no_card", "card_revoked", "card_expired",
+    "card_exhausted", "wrong_cell", "wrong_card", "cell_used", "late_answer", "window_open",
+    "reissue_limit",
     # the server itself
     "internal_error", "database_unavailable",
 ]

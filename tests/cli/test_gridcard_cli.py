@@ -1,8 +1,10 @@
-"""``qrgate gridcard issue|list|revoke``: the operator issues a card as a PDF whose codes
-decode to the stored card, lists a user's cards, revokes one; failures are one line."""
+"""``qrgate gridcard issue|reissue|list|revoke``: the operator issues a card as a PDF whose
+codes decode to the stored card, or cards to every user who has none as PDF volumes with a
+manifest, replaces a card, lists a user's cards, revokes one; failures are one line."""
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import stat
@@ -13,11 +15,14 @@ from click.testing import CliRunner, Result
 from PIL import Image
 from sqlalchemy import select
 
+from qrgate.accounts import directory
 from qrgate.cli.main import cli
-from qrgate.core.gridcard import format_serial, normalize_serial, parse_cell
+from qrgate.clients.gridcard_card import read_cards, read_cells, render_page
+from qrgate.core.gridcard import Layout, format_serial, normalize_serial, parse_cell
+from qrgate.gridcard import cards
 from qrgate.qrimage import decode_image
 from qrgate.storage.audit import search_audit
-from qrgate.storage.models import gridcard_cells, gridcards
+from qrgate.storage.models import gridcard_cells, gridcards, organisations, users
 from support.stack import Stack
 
 
@@ -119,3 +124,143 @@ def test_failures_are_one_line(stack: Stack, tmp_path: Path) -> None:
         assert result.stderr.startswith(start), (args, result.stderr)
         assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
     assert not (tmp_path / "nobody.pdf").exists()
+
+
+# --- issue --count, reissue ------------------------------------------------------------------
+
+
+def add_users(stack: Stack, *logins: str) -> None:
+    with stack.rt.engine.begin() as conn:
+        org_id = directory.org_id_by_slug(conn, "bank")
+        for login in logins:
+            directory.create_user(conn, org_id=org_id, login=login, now=stack.clock())
+
+
+def active_serials(stack: Stack) -> dict[str, str]:
+    """login -> serial of the user's active card, in every organisation."""
+    with stack.rt.read() as conn:
+        rows = conn.execute(select(users.c.login, organisations.c.slug, gridcards.c.serial)
+                            .join(gridcards, gridcards.c.user_id == users.c.id)
+                            .join(organisations, organisations.c.id == users.c.org_id)
+                            .where(gridcards.c.status == "active"))
+        return {f"{row.slug}/{row.login}": row.serial for row in rows}
+
+
+def test_issue_count_prints_volumes_for_the_users_without_a_card(
+        stack: Stack, tmp_path: Path) -> None:
+    add_users(stack, "dave", "erin", "frank", "grace")  # with alice, bob, carol: 7 users
+    for login in ("bob", "erin"):
+        cards.run_issue(stack.rt, org_slug="bank", login=login, layout=Layout(),
+                        ttl_days=365, issuer="operator", actor="test")
+    before = active_serials(stack)
+    out = tmp_path / "run" / "cards"
+
+    result = invoke(stack, tmp_path, "gridcard", "issue", "--org", "bank", "--count", "5",
+                    "--out", str(out), "--days", "30", "--cards-per-volume", "3")
+    summary = ok(result)
+    assert "Issuing grid cards" in result.stderr
+    volumes = [out / "cards-0001.pdf", out / "cards-0002.pdf"]
+    assert summary == {"issued": 5, "files": [str(path) for path in volumes],
+                       "manifest": str(out / "manifest.csv")}
+    assert sorted(out.iterdir()) == sorted([*volumes, out / "manifest.csv"])
+    for path in out.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    assert stat.S_IMODE(out.stat().st_mode) == 0o700
+
+    with (out / "manifest.csv").open(newline="") as file:
+        manifest = list(csv.DictReader(file))
+    assert [(row["login"], row["file"], row["page"]) for row in manifest] == [
+        ("alice", "cards-0001.pdf", "1"), ("carol", "cards-0001.pdf", "1"),
+        ("dave", "cards-0001.pdf", "1"), ("frank", "cards-0002.pdf", "1"),
+        ("grace", "cards-0002.pdf", "1")]
+    after = active_serials(stack)
+    # The carded two keep their cards; the other organisation is not touched.
+    assert after == {**before, **{f"bank/{row['login']}": normalize_serial(row["serial"])
+                                  for row in manifest}}
+    assert all(row["expires_at"].endswith("Z") for row in manifest)
+
+    with stack.rt.read() as conn:
+        digests = {row.serial: {cell.position: bytes(cell.digest) for cell in conn.execute(
+            select(gridcard_cells).where(gridcard_cells.c.card_id == row.id))}
+            for row in conn.execute(select(gridcards))}
+        audited = {entry["detail"]["serial"]: entry for entry in
+                   search_audit(conn, event="gridcard.issue")}
+    for path in volumes:
+        on_page = read_cards(render_page(path.read_bytes()))
+        listed = {normalize_serial(row["serial"]) for row in manifest if row["file"] == path.name}
+        assert set(on_page) == listed
+        for serial, cells in on_page.items():
+            assert {label: stack.rt.digests.digest(content, purpose="gridcard_cell")
+                    for label, content in cells.items()} == digests[serial]
+            entry = audited[serial]
+            assert (entry["reason"], entry["detail"]["actor"], entry["detail"]["issued_by"],
+                    entry["detail"]["replaced"]) == ("issued", "cli", "operator", None)
+
+    # Up to COUNT, by login; users with a card, and frozen users, are left alone.
+    add_users(stack, "zoe", "yann", "xena")
+    with stack.rt.engine.begin() as conn:
+        xena = directory.find_user(conn, org_id=directory.org_id_by_slug(conn, "bank"),
+                                   login="xena")
+        directory.set_frozen(conn, user_id=xena.id, frozen=True, now=stack.clock())
+    summary = ok(invoke(stack, tmp_path, "gridcard", "issue", "--org", "bank", "--count", "1",
+                        "--out", str(tmp_path / "second")))
+    assert summary == {"issued": 1, "files": [str(tmp_path / "second" / "cards-0001.pdf")],
+                       "manifest": str(tmp_path / "second" / "manifest.csv")}
+    assert set(active_serials(stack)) - set(after) == {"bank/yann"}
+
+
+def test_issue_count_refusals_are_one_line_and_issue_nothing(
+        stack: Stack, tmp_path: Path) -> None:
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "old.pdf").write_bytes(b"%PDF")
+    cases = [
+        (("--count", "5", "--login", "alice", "--out", str(tmp_path / "a")),
+         "qrgate: error: give exactly one of --login and --count (see "),
+        (("--out", str(tmp_path / "b")), "qrgate: error: give exactly one of --login and "),
+        (("--login", "alice", "--out", str(tmp_path / "c.pdf"), "--cards-per-volume", "3"),
+         "qrgate: error: --cards-per-volume goes with --count"),
+        (("--count", "5", "--out", str(busy)),
+         f"qrgate: error: cannot write {busy}: the directory is not empty"),
+        (("--count", "5", "--out", str(busy / "old.pdf")),
+         f"qrgate: error: cannot write {busy / 'old.pdf'}: not a directory"),
+        (("--count", "0", "--out", str(tmp_path / "d")), "qrgate: error: invalid value"),
+        (("--count", "5", "--org", "nowhere", "--out", str(tmp_path / "e")),
+         "qrgate: error: org_not_found: "),
+    ]
+    for args, start in cases:
+        result = invoke(stack, tmp_path, "gridcard", "issue", "--org", "bank", *args)
+        assert result.exit_code in {1, 2}, (args, result.output)
+        assert result.stderr.startswith(start), (args, result.stderr)
+        assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
+        assert result.stdout == ""
+    assert sorted(path.name for path in busy.iterdir()) == ["old.pdf"]
+    assert not any((tmp_path / name).exists() for name in ("a", "b", "c.pdf", "d"))
+    assert list((tmp_path / "e").iterdir()) == []
+    assert active_serials(stack) == {}
+
+
+def test_reissue_replaces_a_card_and_refuses_a_user_without_one(
+        stack: Stack, tmp_path: Path) -> None:
+    out = tmp_path / "alice.pdf"
+    refused = invoke(stack, tmp_path, "gridcard", "reissue", "--org", "bank", "--login",
+                     "alice", "--out", str(out))
+    assert refused.exit_code == 1, refused.output
+    assert refused.stderr.startswith("qrgate: error: no_card: alice has no card to replace")
+    assert refused.stderr.count("\n") == 1 and "Traceback" not in refused.output
+    assert not out.exists()
+    assert active_serials(stack) == {}
+    with stack.rt.read() as conn:
+        assert [entry["reason"] for entry in search_audit(conn, event="gridcard.issue")] == [
+            "no_card"]
+
+    first = ok(invoke(stack, tmp_path, "gridcard", "issue", "--org", "bank", "--login",
+                      "alice", "--out", str(tmp_path / "first.pdf")))
+    again = ok(invoke(stack, tmp_path, "gridcard", "reissue", "--org", "bank", "--login",
+                      "alice", "--out", str(out), "--days", "30"))
+    assert isinstance(first, dict) and isinstance(again, dict)
+    assert again["replaced"] == first["serial"] and again["pdf"] == str(out)
+    assert active_serials(stack) == {"bank/alice": normalize_serial(str(again["serial"]))}
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert set(read_cells(render_page(out.read_bytes()), str(again["serial"]))) == {
+        f"{row}{column}" for row in "ABCDEF" for column in "12345"}

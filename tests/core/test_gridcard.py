@@ -37,6 +37,7 @@ from qrgate.errors import (
     MalformedCode,
     QrgateError,
     Rejected,
+    Replayed,
     UnsupportedVersion,
 )
 from qrgate.qrimage import qr_version
@@ -150,7 +151,23 @@ def test_every_cell_verifies_at_its_own_position_only() -> None:
     with pytest.raises(BadCredentials) as caught:
         verify_cell(content=card.cells[0].content, expected_serial=card.serial,
                     expected_position=asked, cell_digests=digests)
-    assert caught.value.code == "wrong_response"
+    assert caught.value.code == "wrong_cell"
+
+
+def test_a_used_cell_of_this_card_is_a_replay() -> None:
+    card = _card()
+    used = card.cells[0]
+    with pytest.raises(Replayed) as caught:
+        verify_cell(content=used.content, expected_serial=card.serial,
+                    expected_position=card.cells[1].position, cell_digests=card.digests(),
+                    used={used.position})
+    assert caught.value.code == "cell_used"
+    # Only a genuine cell is a replay: a forged one at a used position is a forgery.
+    forged = f"QGA1:{card.serial}:{used.position.label}:{'0' * SECRET_LENGTH}"
+    with pytest.raises(BadSignature):
+        verify_cell(content=forged, expected_serial=card.serial,
+                    expected_position=card.cells[1].position, cell_digests=card.digests(),
+                    used={used.position})
 
 
 def test_a_cell_of_another_card_is_refused_as_such() -> None:
@@ -158,7 +175,7 @@ def test_a_cell_of_another_card_is_refused_as_such() -> None:
     with pytest.raises(Rejected) as caught:
         verify_cell(content=theirs.cells[3].content, expected_serial=mine.serial,
                     expected_position=theirs.cells[3].position, cell_digests=mine.digests())
-    assert caught.value.code == "field_mismatch"
+    assert caught.value.code == "wrong_card"
 
 
 def test_a_reissued_card_under_the_same_serial_does_not_accept_old_cells() -> None:

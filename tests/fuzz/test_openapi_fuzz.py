@@ -11,11 +11,13 @@ What runs
 
     Every request goes out as its rightful caller (``support.fuzz_callers``): the relying
     party's API key, a bound device's request signature over the exact body bytes, the
-    starting browser's token, or no credential for public operations. Each schema-valid
-    request to an authenticated operation is then sent again with the credential missing and
-    wrong; those must be refused (401/403 where the rightful caller got through, never 2xx).
-    The world is seeded first (``support.fuzz_world``) and its real ids, codes, passwords
-    and OCRA answers are mixed into generated data, so handlers are reached, not only 404s.
+    starting browser's token, a grid card attempt's answer token, or no credential for
+    public operations. Each schema-valid request to an authenticated operation is then sent
+    again with the credential missing and wrong; those must be refused (401/403 where the
+    rightful caller got through, never 2xx).
+    The world is seeded first (``support.fuzz_world``) and its real ids, codes, passwords,
+    OCRA answers and grid card cells are mixed into generated data, so handlers are
+    reached, not only 404s.
 
     All of schemathesis's checks are on: not_a_server_error, status_code_conformance,
     content_type_conformance, response_headers_conformance, response_schema_conformance,
@@ -29,7 +31,9 @@ What runs
     need a scenario, so they act in the stateful test. Narrowed, by named statuses only:
     positive_data_acceptance per operation (``support.fuzz_gate.ACCEPTANCE_EXTRAS``) where
     the body carries a value only its issuer can make (a signed code, an OCRA response, a
-    one-time password: a well-formed forgery is refused by design) or where the resource's
+    one-time password, a grid card's cell: a well-formed forgery is refused by design),
+    where a rule no schema states refuses a well-formed value (422: a webhook URL's
+    destination, a card serial's check symbol, a cross-field rule) or where the resource's
     state may have moved on (expired 410, locked 423); negative_data_rejection also counts
     413 (body over the size limit) as a rejection.
 

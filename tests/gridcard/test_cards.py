@@ -137,7 +137,7 @@ def test_reissue_revokes_the_old_card_in_the_same_transaction(stack: Stack) -> N
         verify_cell(content=cell.content, expected_serial=active.serial,
                     expected_position=cell.position, cell_digests=digests,
                     digest=cards.cell_digester(stack.rt.digests))
-    assert refused.value.code == "field_mismatch"
+    assert refused.value.code == "wrong_card"
 
 
 def test_a_serial_already_taken_is_drawn_again(stack: Stack) -> None:

@@ -5,15 +5,15 @@ each decoded code is the cell printed under its own label on its own card."""
 from __future__ import annotations
 
 import io
-import os
 import stat
 from datetime import date
 from pathlib import Path
 
 import pypdfium2 as pdfium
 import pytest
-from PIL import Image, ImageFilter
+from PIL import Image
 
+from qrgate.clients.gridcard_card import photo_like, read_cards, render_page
 from qrgate.core.gridcard import Layout, issue_card, parse_cell, serial_from_random
 from qrgate.errors import InvalidField
 from qrgate.gridcard.printing import (
@@ -30,20 +30,13 @@ SCREENSHOTS = Path(__file__).parents[1] / "web" / "screenshots"
 
 
 def _cards(count: int, layout: Layout | None = None) -> list[CardToPrint]:
-    return [CardToPrint(card=issue_card(card_key=os.urandom(32),
-                                        serial=serial_from_random(os.urandom(6)),
+    # Fixed keys and serials: the same pixels every run, so a photo that reads today reads
+    # tomorrow (bench/gridcard.py measures the rate over fresh cards).
+    return [CardToPrint(card=issue_card(card_key=bytes([n + 1]) * 32,
+                                        serial=serial_from_random(bytes([n + 1]) * 6),
                                         layout=layout or Layout()),
                         expires_on=date(2028, 11, 30))
-            for _ in range(count)]
-
-
-def _page(pdf: bytes, dpi: int = 150) -> Image.Image:
-    document = pdfium.PdfDocument(pdf)
-    try:
-        image: Image.Image = document[0].render(scale=dpi / 72).to_pil().convert("L")
-    finally:
-        document.close()
-    return image
+            for n in range(count)]
 
 
 def _decode(image: Image.Image) -> list[str]:
@@ -52,23 +45,10 @@ def _decode(image: Image.Image) -> list[str]:
     return [code.text for code in decode_image(out.getvalue())]
 
 
-def _photo_like(page: Image.Image) -> Image.Image:
-    """A phone's view of the printed page: tilted, seen a little from one side, soft
-    focus, and fewer pixels than the scan."""
-    tilted = page.rotate(4, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=235)
-    w, h = tilted.size
-    # The page's far edge looks shorter than its near one (a slight perspective).
-    quad = (0.0, 0.0, -0.03 * w, h, 1.03 * w, h, w, 0.0)
-    skewed = tilted.transform((w, h), Image.Transform.QUAD, quad,
-                              resample=Image.Resampling.BICUBIC, fillcolor=235)
-    blurred = skewed.filter(ImageFilter.GaussianBlur(radius=1.0))
-    return blurred.resize((int(w * 0.9), int(h * 0.9)), Image.Resampling.LANCZOS)
-
-
 @pytest.fixture(scope="module")
 def printed() -> tuple[list[CardToPrint], Image.Image]:
     cards = _cards(2)
-    page = _page(render_pdf(cards, issuer="Example Bank"))
+    page = render_page(render_pdf(cards, issuer="Example Bank"))
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.save(SCREENSHOTS / "gridcard-page.png")
     return cards, page
@@ -96,9 +76,11 @@ def test_every_code_decodes_from_the_pdf_at_150_dpi(
 def test_every_code_decodes_from_a_photo_like_copy(
         printed: tuple[list[CardToPrint], Image.Image]) -> None:
     cards, page = printed
-    photo = _photo_like(page)
+    photo = photo_like(page)
     photo.save(SCREENSHOTS / "gridcard-photo.png")
-    _assert_every_cell_found(cards, _decode(photo))
+    # Read as the phone reads it: a code missed in a frame full of them is looked for again.
+    _assert_every_cell_found(cards, [text for cells in read_cards(photo).values()
+                                     for text in cells.values()])
 
 
 def test_codes_are_ecc_q_with_modules_near_half_a_millimetre() -> None:

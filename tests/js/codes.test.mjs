@@ -91,7 +91,7 @@ test("peekCodeType refuses what is not text", () => {
 
 test("CodeType is frozen and matches qrgate.core.codes", () => {
   assert.deepEqual(CodeType,
-    { CONFIRM: 1, ENROL: 2, TXSIGN_CHALLENGE: 3, TXSIGN_CHAIN: 4, TOKEN_ENROL: 5 });
+    { CONFIRM: 1, ENROL: 2, TXSIGN_CHALLENGE: 3, TXSIGN_CHAIN: 4, TOKEN_ENROL: 5, GRIDCARD: 6 });
   assert.ok(Object.isFrozen(CodeType));
 });
 

@@ -34,7 +34,7 @@ def test_revision_before_and_after(make_engine: Callable[[], Engine]) -> None:
     fresh = make_engine()
     assert current_revision(fresh) is None
     upgrade(fresh)
-    assert current_revision(fresh) == head_revision() == "0008"
+    assert current_revision(fresh) == head_revision() == "0009"
 
 
 def test_upgrade_is_idempotent_and_seeds_audit_head(engine: Engine) -> None:

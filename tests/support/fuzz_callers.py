@@ -1,7 +1,7 @@
 """Who calls each qrgate operation, and with which credential, for the schemathesis gate.
 
-qrgate has four kinds of caller, and the OpenAPI document declares none of them (it has no
-``securitySchemes``), so the fuzzer cannot find them on its own:
+qrgate has five kinds of caller, and the fuzzer cannot make their credentials on its own (it
+generates no security parameters: see ``support.fuzz_gate``):
 
 - the relying party: ``Authorization: Bearer qgk_<prefix>_<secret>``;
 - a bound device: ``Qrgate-Device``, ``Qrgate-Timestamp`` and ``Qrgate-Signature``, an ES256
@@ -9,6 +9,8 @@ qrgate has four kinds of caller, and the OpenAPI document declares none of them 
   body bytes (``qrgate.core.device_auth``); a phone that binds itself signs its enrolment
   with its new key as device ``new``;
 - the browser that started a challenge: ``Qrgate-Browser-Token``;
+- whoever started a grid card attempt (scheme A) or joined it by scanning its code: the
+  attempt's answer token, ``Qrgate-Attempt-Token``;
 - anyone (health, keys, chain verification, link texts, token activation, which the OCRA
   response itself proves).
 
@@ -42,6 +44,7 @@ from qrgate.core.device_auth import (
     sign_request,
 )
 from qrgate.http.auth import BROWSER_HEADER
+from qrgate.http.routes_gridcard import ATTEMPT_HEADER
 
 
 class Caller(StrEnum):
@@ -50,6 +53,9 @@ class Caller(StrEnum):
     # GET on a challenge: its relying party or the browser that started it.
     RP_OR_BROWSER = "relying party or starting browser"
     BROWSER = "starting browser"
+    # A grid card attempt: its relying party, or whoever holds its answer token (the app
+    # that started it alone, or joined it by scanning the relying party's code).
+    RP_OR_ATTEMPT = "relying party or attempt token holder"
     DEVICE = "bound device"
     # POST /v1/devices: signed by the key being bound (``Qrgate-Device: new``).
     NEW_DEVICE = "new device"
@@ -113,7 +119,26 @@ CALLERS: Final[Mapping[str, Caller]] = {
     "POST /v1/webhook/rotate-secret": Caller.RELYING_PARTY,
     "GET /v1/webhook/deliveries": Caller.RELYING_PARTY,
     "POST /v1/webhook/deliveries/{event_id}/replay": Caller.RELYING_PARTY,
+    # Scheme A: the app signs in alone with the password (public), or joins a relying
+    # party's attempt by its signed code (public: the code is the credential).
+    "POST /v1/gridcard/sign-in": Caller.PUBLIC,
+    "POST /v1/gridcard/attempts": Caller.RELYING_PARTY,
+    "POST /v1/gridcard/scan": Caller.PUBLIC,
+    "GET /v1/gridcard/attempts/{attempt_id}": Caller.RP_OR_ATTEMPT,
+    "POST /v1/gridcard/attempts/{attempt_id}/answer": Caller.RP_OR_ATTEMPT,
+    "POST /v1/gridcard/attempts/{attempt_id}/reissue": Caller.RP_OR_ATTEMPT,
+    "POST /v1/gridcard/attempts/{attempt_id}/cancel": Caller.RP_OR_ATTEMPT,
+    "GET /v1/gridcard/attempts/{attempt_id}/events": Caller.RP_OR_ATTEMPT,
+    "GET /v1/gridcard/attempts/{attempt_id}/qr.png": Caller.RELYING_PARTY,
+    "GET /v1/gridcard/attempts/{attempt_id}/qr.svg": Caller.RELYING_PARTY,
+    "POST /v1/gridcard/cards": Caller.RELYING_PARTY,
+    "GET /v1/gridcard/cards": Caller.RELYING_PARTY,
+    "POST /v1/gridcard/cards/{serial}/revoke": Caller.RELYING_PARTY,
 }
+
+# The operations whose answer carries an attempt's id and answer token.
+ATTEMPT_STARTS: Final = frozenset({"POST /v1/gridcard/sign-in", "POST /v1/gridcard/attempts",
+                                   "POST /v1/gridcard/scan"})
 
 
 UNBIND_SELF: Final = "DELETE /v1/devices/me"
@@ -201,6 +226,9 @@ class Credentials:
     # challenge id -> browser token, for the challenges the harness knows (seeded, or
     # started by the fuzzer itself: see ``remember_challenge``).
     browser_tokens: dict[str, str] = field(default_factory=dict)
+    # grid card attempt id -> answer token, likewise (seeded, or learnt from the answers of
+    # ``ATTEMPT_STARTS``: see ``remember_attempt``).
+    attempt_tokens: dict[str, str] = field(default_factory=dict)
     # Fresh device keys offered to ``POST /v1/devices`` through the ``body.public_key``
     # dictionary, so the enrolment signature can be made with the key the body names.
     new_device_keys: dict[str, ec.EllipticCurvePrivateKey] = field(default_factory=dict)
@@ -221,6 +249,13 @@ class Credentials:
             if isinstance(challenge_id, str) and isinstance(token, str):
                 self.browser_tokens[challenge_id] = token
 
+    def remember_attempt(self, body: object) -> None:
+        """Learn the answer token of a grid card attempt the fuzzer started or joined."""
+        if isinstance(body, dict):
+            attempt_id, token = body.get("attempt_id"), body.get("answer_token")
+            if isinstance(attempt_id, str) and isinstance(token, str):
+                self.attempt_tokens[attempt_id] = token
+
     # --- the valid credential ------------------------------------------------------------
 
     def valid(self, label: str, path_parameters: Mapping[str, object]) -> Attempt:
@@ -237,6 +272,12 @@ class Credentials:
             return Attempt("device signature", self._device(lambda _: self.device_key))
         if caller is Caller.NEW_DEVICE:
             return Attempt("new-device signature", self._new_device(self._key_named_in_body))
+        if caller is Caller.RP_OR_ATTEMPT:
+            # Both callers of an attempt take turns, so each reaches the handler.
+            if next(self._turns) % 2:
+                return Attempt("API key", self._api_key(self.api_key))
+            return Attempt("attempt token",
+                           Header(ATTEMPT_HEADER, self._attempt_token(path_parameters)))
         token = self._browser_token(path_parameters)
         # Both callers of a challenge's GETs take turns, so each reaches the handler.
         if caller is Caller.RP_OR_BROWSER and next(self._turns) % 2:
@@ -266,6 +307,10 @@ class Credentials:
         if caller is Caller.NEW_DEVICE:
             return [missing, Attempt("enrolment signed by a key other than the body's",
                                      self._new_device(lambda _: stranger))]
+        if caller is Caller.RP_OR_ATTEMPT:
+            return [missing, Attempt("wrong attempt token",
+                                     Header(ATTEMPT_HEADER, secrets.token_urlsafe(32))),
+                    wrong_secret]
         wrong_token = Attempt("wrong browser token",
                               Header(BROWSER_HEADER, secrets.token_urlsafe(32)))
         if caller is Caller.RP_OR_BROWSER:
@@ -302,3 +347,10 @@ class Credentials:
             return self.browser_tokens[challenge_id]
         # An id the harness does not know: send some real token, as a confused browser would.
         return next(iter(self.browser_tokens.values()), "no-token")
+
+    def _attempt_token(self, path_parameters: Mapping[str, object]) -> str:
+        attempt_id = path_parameters.get("attempt_id")
+        if isinstance(attempt_id, str) and attempt_id in self.attempt_tokens:
+            return self.attempt_tokens[attempt_id]
+        # An id the harness does not know: send some real token, as a confused app would.
+        return next(iter(self.attempt_tokens.values()), "no-token")

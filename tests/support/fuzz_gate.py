@@ -19,7 +19,7 @@ from schemathesis import Case, Response
 from schemathesis.config import SchemathesisConfig
 from schemathesis.core.failures import FailureGroup
 
-from support.fuzz_callers import Attempt, Credentials
+from support.fuzz_callers import ATTEMPT_STARTS, Attempt, Credentials
 from support.fuzz_ledger import Finding, Ledger, ServerLog, describe_request, describe_response
 from support.fuzz_world import (
     OPERATION_BINDINGS,
@@ -110,6 +110,24 @@ ACCEPTANCE_EXTRAS: Final[Mapping[str, list[str]]] = {
     "PUT /v1/devices/me/lock/pin": STATE_REFUSALS,
     "POST /v1/devices/me/lock/off": STATE_REFUSALS,
     "POST /v1/devices/me/lock/webauthn": STATE_REFUSALS,
+    # Scheme A. Starting an attempt: the user's card may have expired (card_expired, 410)
+    # and the user may be locked by the fuzzer's own wrong passwords and cells (user_locked,
+    # 423) or paused by its reports (user_blocked, 423).
+    "POST /v1/gridcard/sign-in": STATE_REFUSALS,
+    "POST /v1/gridcard/attempts": STATE_REFUSALS,
+    # A relying party's signed code: any other is malformed, forged or of another type.
+    "POST /v1/gridcard/scan": ISSUED_VALUE_REFUSALS,
+    # A cell only the printed card holds: anything else is malformed_code or
+    # unsupported_version (400); late_answer or expired (410); the user locked (423).
+    "POST /v1/gridcard/attempts/{attempt_id}/answer": ISSUED_VALUE_REFUSALS + STATE_REFUSALS,
+    # The attempt may have expired meanwhile (expired, 410).
+    "POST /v1/gridcard/attempts/{attempt_id}/reissue": ["410"],
+    "POST /v1/gridcard/attempts/{attempt_id}/cancel": ["410"],
+    "GET /v1/gridcard/attempts/{attempt_id}/qr.png": ["410"],
+    "GET /v1/gridcard/attempts/{attempt_id}/qr.svg": ["410"],
+    # A serial ends with a check symbol, which no pattern states: a mistyped one is refused
+    # as invalid_field (422) before any lookup.
+    "POST /v1/gridcard/cards/{serial}/revoke": ["422"],
 }
 
 
@@ -252,6 +270,19 @@ def with_links(raw: dict[str, Any]) -> dict[str, Any]:
          body={"code": "$response.body#/code", "confirm_code": "$response.body#/confirm_code"})
     link(("/v1/devices", "post"), taking({"login", "device_id"}, under="/v1/users/"),
          {"login": "$response.body#/login", "device_id": "$response.body#/device_id"})
+    # Scheme A: an attempt started in the app alone or by a relying party, and everything
+    # done with its id; the app joins the relying party's attempt by its code.
+    attempt = {"attempt_id": "$response.body#/attempt_id"}
+    for start in ("/v1/gridcard/sign-in", "/v1/gridcard/attempts", "/v1/gridcard/scan"):
+        link((start, "post"), taking({"attempt_id"}, under="/v1/gridcard/attempts/"), attempt)
+    link(("/v1/gridcard/attempts", "post"), [("/v1/gridcard/scan", "post")], {},
+         body={"code": "$response.body#/code"})
+    # A card issued (its serial in a header: the body is the printable PDF) or listed, then
+    # revoked.
+    link(("/v1/gridcard/cards", "post"), [("/v1/gridcard/cards/{serial}/revoke", "post")],
+         {"serial": "$response.header.Qrgate-Card-Serial"})
+    link(("/v1/gridcard/cards", "get"), [("/v1/gridcard/cards/{serial}/revoke", "post")],
+         {"serial": "$response.body#/items/0/serial"})
     return doc
 
 
@@ -324,6 +355,8 @@ class Gate:
             return
         if label == "POST /v1/confirm/challenges":
             self.credentials.remember_challenge(_json(response))
+        elif label in ATTEMPT_STARTS:
+            self.credentials.remember_attempt(_json(response))
         elif label in UNBINDS:
             body = _json(response)
             if isinstance(body, dict) and isinstance(body.get("device_id"), str):

@@ -1,13 +1,13 @@
 """A small qrgate world for the fuzzer to find its way around: real ids, codes and answers.
 
 Random ids only ever reach "not found". So before fuzzing, the relying party, a phone, a
-browser and an OCRA token do the README's walk-throughs against the running stack, and what
-they leave behind (challenges in several states, a bound device, enrolment codes, tokens,
-transactions pending and signed, their codes and correct answers) is offered to the
-fuzzer as schemathesis dictionaries. Schemathesis mixes those values into the data it
-generates, and only into positive cases (a dictionary value that the schema would reject
-is used only for negative ones), so real values reach the handlers while every other case
-stays as random as before.
+browser, an OCRA token and printed grid cards do the README's walk-throughs against the
+running stack, and what they leave behind (challenges in several states, a bound device,
+enrolment codes, tokens, transactions pending and signed, grid card attempts and cells,
+their codes and correct answers) is offered to the fuzzer as schemathesis dictionaries.
+Schemathesis mixes those values into the data it generates, and only into positive cases
+(a dictionary value that the schema would reject is used only for negative ones), so real
+values reach the handlers while every other case stays as random as before.
 """
 
 from __future__ import annotations
@@ -15,13 +15,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import pyotp
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from qrgate.clients.relying_party import ApiError
 from qrgate.clients.token import SoftToken
 from qrgate.core import ocra
+from qrgate.core.gridcard import Layout, format_serial
 from qrgate.core.keyring import PublicKeySet
+from qrgate.gridcard import cards
+from qrgate.gridcard.cards import IssuedCard
 from qrgate.txsign.tokens import DEFAULT_SUITE, activation_question, read_enrolment_code
 from support.fuzz_callers import Credentials, encoded_public_key
 from support.stack import PASSWORD, Stack
@@ -89,6 +93,10 @@ BINDINGS: dict[str, tuple[str, float]] = {
     "body.token_id": ("token_ids", 0.5),
     "path.event_id": ("event_ids", 0.7),
     "body.url": ("webhook_urls", 0.5),
+    "path.attempt_id": ("attempt_ids", 0.7),
+    "path.serial": ("card_serials", 0.7),
+    "body.organisation": ("org_slugs", 0.7),
+    "body.cell": ("cells", 0.6),
 }
 
 
@@ -97,6 +105,9 @@ OPERATION_BINDINGS: dict[str, dict[str, tuple[str, float]]] = {
     "POST /v1/confirm/scan": {"body.code": ("scan_codes", 0.6)},
     "POST /v1/confirm/challenges/{challenge_id}/decision": {
         "path.challenge_id": ("decision_challenge_ids", 0.7)},
+    "POST /v1/gridcard/scan": {"body.code": ("gridcard_codes", 0.6)},
+    "POST /v1/gridcard/attempts/{attempt_id}/cancel": {
+        "path.attempt_id": ("cancel_attempt_ids", 0.7)},
 }
 
 
@@ -108,6 +119,8 @@ WEBHOOK_URL = "https://hooks.bank.invalid/qrgate"
 def build_world(stack: Stack) -> World:
     rp, clock = stack.rp, stack.clock
     rp.set_webhook(WEBHOOK_URL)
+    # First, as it moves the clock on: everything seeded after it starts at the new time.
+    gridcard = seed_gridcard(stack)
 
     # Bound phones (alice's, and bob's spare that unbinds itself), and challenges in
     # several states, each with its browser token. Scanning and deciding get challenges of
@@ -152,6 +165,7 @@ def build_world(stack: Stack) -> World:
         spare_device_id=spare.device_id, spare_device_key=spare.private_key, clock=clock,
         browser_tokens={c["challenge_id"]: c["browser_token"] for c in challenges},
         new_device_keys={encoded_public_key(key): key for key in new_keys},
+        attempt_tokens=dict(gridcard.tokens),
     )
     dictionaries = {
         "challenge_ids": [c["challenge_id"] for c in (pending, cancelled, by_totp)],
@@ -173,8 +187,83 @@ def build_world(stack: Stack) -> World:
         "ocra_responses": [pending_tx_answer, dormant_answer],
         "event_ids": [d["event_id"] for d in rp.webhook_deliveries()],
         "webhook_urls": [WEBHOOK_URL, "https://hooks.bank.invalid/v2?tenant=7"],
+        **gridcard.dictionaries,
     }
     return World(stack=stack, credentials=credentials, dictionaries=dictionaries)
+
+
+# Scheme A: users of the bank with a password and a card of their own, each holding one
+# seeded attempt. Not in LOGINS, so the fuzzer's own sign-ins (alice's and bob's, who have
+# cards too) do not supersede these attempts: one card, one pending attempt at a time.
+LATE, TO_ANSWER, TO_SCAN, TO_CANCEL = "dave", "erin", "frank", "gina"
+
+
+@dataclass(frozen=True)
+class GridcardSeed:
+    # attempt id -> answer token
+    tokens: dict[str, str]
+    dictionaries: dict[str, list[str]]
+
+
+def seed_gridcard(stack: Stack) -> GridcardSeed:
+    """Grid cards for alice, bob and carol (alice and bob have the password the fuzzer
+    knows, so its sign-ins succeed), and four users with an attempt each: ``LATE``'s,
+    started by the relying party and past its position's window (the clock moves on here),
+    so that reissue succeeds once and answers are late; ``TO_ANSWER``'s, started in the app
+    alone, with the right cell among the cells offered; ``TO_SCAN``'s, started by the
+    relying party, whose code the scan gets; ``TO_CANCEL``'s, for cancel alone (in the
+    shared pool it would end the others long before their operations' turn)."""
+    def issue(login: str) -> IssuedCard:
+        return cards.run_issue(stack.rt, org_slug="bank", login=login, layout=Layout(),
+                               ttl_days=365, issuer="operator", actor="fuzz world")
+
+    known = {login: issue(login) for login in LOGINS}
+    for login in (LATE, TO_ANSWER, TO_SCAN, TO_CANCEL):
+        stack.rp.create_user(login, password=PASSWORD)
+    held = {login: issue(login) for login in (LATE, TO_ANSWER, TO_SCAN, TO_CANCEL)}
+    with httpx.Client(base_url=stack.base_url, timeout=10) as http:
+        def started(login: str, *, by_relying_party: bool) -> dict[str, Any]:
+            credentials = {"password": PASSWORD, "login": login}
+            response = (http.post("/v1/gridcard/attempts", json=credentials,
+                                  headers={"Authorization": f"Bearer {stack.api_key}"})
+                        if by_relying_party else
+                        http.post("/v1/gridcard/sign-in",
+                                  json={"organisation": "bank", **credentials}))
+            assert response.status_code == 201, response.text
+            body: dict[str, Any] = response.json()
+            return body
+
+        late = started(LATE, by_relying_party=True)
+        stack.clock.advance(late["window_seconds"] + 1)
+        to_answer = started(TO_ANSWER, by_relying_party=False)
+        to_scan = started(TO_SCAN, by_relying_party=True)
+        to_cancel = started(TO_CANCEL, by_relying_party=False)
+    answering = held[TO_ANSWER]
+    asked = to_answer["position"]
+    right = _cell(answering, asked)
+    elsewhere = next(c for c in answering.card.cells if c.position.label != asked)
+    serial = answering.record.serial
+    attempts = (late, to_answer, to_scan, to_cancel)
+    return GridcardSeed(
+        tokens={a["attempt_id"]: a["answer_token"] for a in attempts},
+        dictionaries={
+            "attempt_ids": [a["attempt_id"] for a in (late, to_answer, to_scan)],
+            "cancel_attempt_ids": [to_cancel["attempt_id"]],
+            "gridcard_codes": [to_scan["code"], late["code"]],
+            # The right one, one of the same card at another position (wrong_cell), one of
+            # another card (wrong_card) and a forgery of the right one (bad_signature).
+            "cells": [right, elsewhere.content, _cell(known["alice"], asked),
+                      f"QGA1:{serial}:{asked}:{'0' * 24}"],
+            # Carol has no password: revoking her card takes nothing from the sign-ins. As
+            # printed and as typed without the dash.
+            "card_serials": [format_serial(known["carol"].record.serial),
+                             known["carol"].record.serial],
+            "org_slugs": ["bank", stack.other.slug],
+        })
+
+
+def _cell(card: IssuedCard, label: str) -> str:
+    return next(c.content for c in card.card.cells if c.position.label == label)
 
 
 def _activation_answer(code: str, *, keys: PublicKeySet, now: float) -> str:

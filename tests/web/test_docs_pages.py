@@ -231,7 +231,10 @@ def test_review_11_redoc_renders_the_operation_list_offline(base_url: str, page:
     # Search runs in ReDoc's web worker: a word of an operation's summary must find it.
     word = max(re.findall(r"[A-Za-z]{5,}", start["summary"]), key=len)
     page.get_by_placeholder("Search...").fill(word)
-    expect(page.locator('[data-role="search:results"]')).to_contain_text(start["summary"])
+    # The worker indexes the whole document first: on a loaded 2-core machine that took
+    # more than Playwright's default 5 s.
+    expect(page.locator('[data-role="search:results"]')).to_contain_text(start["summary"],
+                                                                         timeout=30_000)
     page.get_by_placeholder("Search...").fill("")
     screenshot(page, "redoc")
     seen.assert_clean()

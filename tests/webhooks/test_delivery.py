@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
@@ -20,8 +21,10 @@ from standardwebhooks.webhooks import Webhook
 
 from qrgate.cli.main import cli
 from qrgate.clients.relying_party import ApiError
+from qrgate.core.gridcard import Layout
+from qrgate.gridcard import cards
 from qrgate.storage.models import webhook_events
-from support.stack import Stack
+from support.stack import PASSWORD, Stack
 from support.txsign import Platform, enrolled_token
 from support.webhook_receiver import Received, Receiver, verify, wait_until
 
@@ -383,3 +386,34 @@ def test_a_receiver_that_does_not_answer_never_holds_a_decision(
         assert receiver.in_flight() >= 1
     receiver.open.set()
     wait_until(lambda: len(receiver.delivered()) == 4, timeout=30, what="the held deliveries")
+
+
+def test_grid_card_attempts_reach_the_receiver(stack_factory: Any, receiver: Receiver) -> None:
+    stack: Stack = stack_factory(webhook_allow_loopback=True)
+    secret = hooked(stack, receiver)
+    issued = cards.run_issue(stack.rt, org_slug="bank", login="alice", layout=Layout(),
+                             ttl_days=30, issuer="operator", actor="test")
+    cells = {cell.position.label: cell.content for cell in issued.card.cells}
+    authenticated = stack.rp.start_gridcard("alice", PASSWORD)
+    token = {"qrgate-attempt-token": authenticated["answer_token"]}
+    with httpx.Client(base_url=stack.base_url, timeout=10) as http:
+        answered = http.post(f"/v1/gridcard/attempts/{authenticated['attempt_id']}/answer",
+                             json={"cell": cells[authenticated["position"]]}, headers=token)
+        assert answered.status_code == 200, answered.text
+        superseded = stack.rp.start_gridcard("alice", PASSWORD)
+        cancelled = stack.rp.start_gridcard("alice", PASSWORD)  # supersedes the one before
+        http.post(f"/v1/gridcard/attempts/{cancelled['attempt_id']}/cancel",
+                  headers={"Authorization": f"Bearer {stack.api_key}"})
+
+    wait_until(lambda: len(receiver.delivered()) == 3, what="three events")
+    events = [check(secret, request, stack=stack) for request in receiver.delivered()]
+    assert {(e["type"], e["data"]["attempt_id"], e["data"]["reason"]) for e in events} == {
+        ("gridcard.authenticated", authenticated["attempt_id"], "authenticated"),
+        ("gridcard.failed", superseded["attempt_id"], "superseded"),
+        ("gridcard.failed", cancelled["attempt_id"], "cancelled")}
+    by_type = {e["type"]: e for e in events}
+    assert by_type["gridcard.authenticated"]["data"] == {
+        "attempt_id": authenticated["attempt_id"], "login": "alice", "operation": "login",
+        "state": "authenticated", "reason": "authenticated",
+        "position": authenticated["position"], "created_at": authenticated["created_at"],
+        "decided_at": stack.clock()}

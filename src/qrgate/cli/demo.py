@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from qrgate.cli.failures import Failure, explain, failure_types
+from qrgate.cli.main import LazyGroup
 from qrgate.config import Settings
 
 # The server, clients and storage are imported inside the scenarios, so that `qrgate --help`
@@ -30,7 +31,8 @@ class DemoFailed(Exception):
     """A demo step failed; the message names the step."""
 
 
-@click.group()
+# Scenarios in modules of their own, imported when run.
+@click.group(cls=LazyGroup, lazy_subcommands={"gridcard": "qrgate.cli.demo_gridcard:gridcard"})
 def demo() -> None:
     """End-to-end demonstrations against a throwaway server."""
 

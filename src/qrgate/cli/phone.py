@@ -14,6 +14,7 @@ import click
 
 from qrgate.cli.failures import Failure, cannot_write, read_file
 from qrgate.cli.output import utc_time
+from qrgate.cli.phone_gridcard import gridcard
 
 if TYPE_CHECKING:
     from qrgate.clients.phone import PhoneSimulator
@@ -90,7 +91,7 @@ def _bound(path: Path) -> PhoneSimulator:
     return device
 
 
-def _code_from(source: str) -> str:
+def code_from(source: str) -> str:
     """A code is taken as it is; anything else names a QR image, decoded as a camera would."""
     source = source.strip()
     if _CODE.match(source):
@@ -106,7 +107,10 @@ def _code_from(source: str) -> str:
 
 @click.group()
 def phone() -> None:
-    """A simulated phone: bind it, scan codes, approve or deny."""
+    """A simulated phone: bind it, scan codes, approve or deny; sign in with a grid card."""
+
+
+phone.add_command(gridcard)
 
 
 @phone.command("enrol")
@@ -127,7 +131,7 @@ def enrol(code_or_image: str | None, server: str, *, password: str | None,
         raise click.UsageError("give an enrolment code (or image), or --access-pass")
     if access_pass is not None and (password is not None or confirm_code is not None):
         raise click.UsageError("an access pass needs no --password or --confirm-code")
-    code = None if code_or_image is None else _code_from(code_or_image)
+    code = None if code_or_image is None else code_from(code_or_image)
     device = PhoneSimulator(server, show=click.echo)
     try:
         if code is None:
@@ -155,7 +159,7 @@ def scan(code_or_image: str, approve: bool | None, number: int | None, offline: 
     With --offline nothing is sent: the phone verifies the code with the keys it holds and
     prints the 8-digit code that approves it when typed into the waiting page.
     """
-    code = _code_from(code_or_image)
+    code = code_from(code_or_image)
     device = _bound(state_path)
     try:
         if offline:
@@ -206,7 +210,7 @@ def token_enrol(code_or_image: str, server: str | None, state_path: Path) -> Non
     """Enrol and activate the token from its enrolment QR (text or image)."""
     from qrgate.clients.phone import PhoneSimulator
 
-    code = _code_from(code_or_image)
+    code = code_from(code_or_image)
     if state_path.exists():
         device = _load(state_path)
     elif server is not None:
@@ -225,7 +229,7 @@ def token_enrol(code_or_image: str, server: str | None, state_path: Path) -> Non
 @STATE_OPTION
 def token_sign(code_or_image: str, state_path: Path) -> None:
     """S2: show the transaction of a challenge QR and print the token's response."""
-    code = _code_from(code_or_image)
+    code = code_from(code_or_image)
     device = _load(state_path)
     if device.token is None:
         device.close()

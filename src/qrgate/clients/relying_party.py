@@ -6,9 +6,14 @@ raised as :class:`ApiError` carrying its stable ``code``.
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from collections.abc import Iterator
+from typing import Any, Final
 
 import httpx
+
+# Scheme A: an attempt in one of these states changes no more (its event stream ends).
+GRIDCARD_TERMINAL: Final = frozenset({"authenticated", "failed", "expired"})
 
 
 class ApiError(Exception):
@@ -26,6 +31,21 @@ def raise_for_problem(response: httpx.Response) -> None:
         except ValueError:
             body = {"code": "http_error", "detail": response.text[:200]}
         raise ApiError(response.status_code, body if isinstance(body, dict) else {})
+
+
+def state_events(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
+    """The data of each ``state`` event of a Server-Sent Events stream, read line by line;
+    comments (heartbeats) and other events are skipped."""
+    event, data = "", ""
+    for line in lines:
+        if line.startswith("event:"):
+            event = line[6:].strip()
+        elif line.startswith("data:"):
+            data += line[5:].strip()
+        elif line == "":
+            if event == "state" and data:
+                yield dict(json.loads(data))
+            event, data = "", ""
 
 
 class QrgateClient:
@@ -156,6 +176,37 @@ class QrgateClient:
 
     def verify_chain(self, code: str) -> dict[str, Any]:
         return dict(self._call("POST", "/v1/txsign/verify", json={"code": code}))
+
+    # --- scheme A: grid card -------------------------------------------------------------
+
+    def start_gridcard(self, login: str, password: str, *, operation: str | None = None,
+                       risk: str | None = None, requester_ip: str = "",
+                       requester_ua: str = "") -> dict[str, Any]:
+        """The user typed their password on this relying party's page: the answer holds the
+        position to show beside the ``code`` the phone scans to join."""
+        body: dict[str, Any] = {"login": login, "password": password,
+                                "requester": {"ip": requester_ip, "user_agent": requester_ua}}
+        if operation is not None:
+            body["operation"] = operation
+        if risk is not None:
+            body["risk"] = risk
+        return dict(self._call("POST", "/v1/gridcard/attempts", json=body))
+
+    def get_gridcard(self, attempt_id: str) -> dict[str, Any]:
+        return dict(self._call("GET", f"/v1/gridcard/attempts/{attempt_id}"))
+
+    def gridcard_events(self, attempt_id: str) -> Iterator[dict[str, Any]]:
+        """The attempt's ``state`` events (SSE) until a terminal state."""
+        # The stream is quiet between changes: wait longer for it than for an answer.
+        with self._http.stream("GET", f"/v1/gridcard/attempts/{attempt_id}/events",
+                               timeout=httpx.Timeout(10.0, read=30.0)) as response:
+            if response.status_code >= 400:
+                response.read()  # a refusal is a problem document, not a stream
+            raise_for_problem(response)
+            for event in state_events(response.iter_lines()):
+                yield event
+                if event["state"] in GRIDCARD_TERMINAL:
+                    return
 
     # --- webhooks --------------------------------------------------------------------------
 

@@ -64,6 +64,7 @@ class CodeType(IntEnum):
     TXSIGN_CHALLENGE = 3
     TXSIGN_CHAIN = 4
     TOKEN_ENROL = 5
+    GRIDCARD = 6
 
 
 class Claim(IntEnum):

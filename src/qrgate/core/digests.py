@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 Purpose = Literal["api_key", "browser_token", "enrol_secret", "enrol_confirm", "token_client",
-                  "access_pass", "gridcard_cell"]
+                  "access_pass", "gridcard_cell", "gridcard_answer_token"]
 
 
 class SecretDigests:

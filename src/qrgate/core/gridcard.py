@@ -57,7 +57,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -67,6 +67,7 @@ from qrgate.errors import (
     InvalidField,
     MalformedCode,
     Rejected,
+    Replayed,
     UnsupportedVersion,
 )
 
@@ -323,23 +324,26 @@ def verify_cell(
     expected_position: Position,
     cell_digests: Mapping[Position, bytes],
     digest: CellDigest | None = None,
+    used: Collection[Position] = (),
 ) -> VerifiedCell:
     """Check a scanned cell against the position the server asked for.
 
     ``cell_digests`` are the stored digests of the user's current card, made with
     ``digest`` (default :func:`cell_digest`) from each cell's content. Digests are compared
     with :func:`hmac.compare_digest`, and both comparisons run whatever the first says.
-    Raises ``field_mismatch`` (:class:`~qrgate.errors.Rejected`) for a cell of another card,
-    ``wrong_response`` (:class:`~qrgate.errors.BadCredentials`) for a genuine cell of this
-    card at another position, ``bad_signature`` for a forged cell; malformed text as
-    :func:`parse_cell` does. Telling the last two apart helps no forger: a forger learns
-    only whether a 120-bit guess was right, which the caller's attempt limit bounds.
+    Raises ``wrong_card`` (:class:`~qrgate.errors.Rejected`) for a cell of another card,
+    ``wrong_cell`` (:class:`~qrgate.errors.BadCredentials`) for a genuine cell of this
+    card at another position, ``cell_used`` (:class:`~qrgate.errors.Replayed`) when that
+    cell is one of the ``used`` ones (a replay), ``bad_signature`` for a forged cell;
+    malformed text as :func:`parse_cell` does. Telling a wrong cell from a forged one helps
+    no forger: a forger learns only whether a 120-bit guess was right, which the caller's
+    attempt limit bounds.
     """
     if expected_position not in cell_digests:
         raise InvalidField("the asked position is not on this card")
     cell = parse_cell(content)
     if not hmac.compare_digest(cell.serial.encode("ascii"), expected_serial.encode("ascii")):
-        raise Rejected("this cell is from another card", code="field_mismatch")
+        raise Rejected("this cell is from another card", code="wrong_card")
     scanned = (digest or cell_digest)(cell.text())
     matches_asked = hmac.compare_digest(scanned, cell_digests[expected_position])
     # The position is in clear: a digest is looked up by it, but compared in constant time.
@@ -349,7 +353,9 @@ def verify_cell(
     matches_claimed = hmac.compare_digest(scanned, claimed)
     if matches_asked and cell.position == expected_position:
         return VerifiedCell(serial=cell.serial, position=cell.position)
+    if matches_claimed and cell.position in used:
+        raise Replayed(f"cell {cell.position.label} was used already", code="cell_used")
     if matches_claimed:
         raise BadCredentials(f"this is cell {cell.position.label}, not "
-                             f"{expected_position.label}", code="wrong_response")
+                             f"{expected_position.label}", code="wrong_cell")
     raise BadSignature("this cell was not issued with this card", code="bad_signature")

@@ -133,12 +133,23 @@ def list_cards(conn: Connection, user_id: int) -> list[CardRecord]:
     return [_record(row) for row in rows]
 
 
+def list_org_cards(conn: Connection, org_id: int, limit: int = 200) -> list[CardRecord]:
+    """The organisation's latest cards, newest first."""
+    rows = conn.execute(_records_query().where(gridcards.c.org_id == org_id)
+                        .order_by(gridcards.c.created_at.desc(), gridcards.c.id).limit(limit))
+    return [_record(row) for row in rows]
+
+
 def active_card(conn: Connection, user_id: int) -> CardRecord | None:
     """The user's card that is not revoked, expired or not (the caller checks expiry
     against its own ``now``)."""
     row = conn.execute(_records_query().where(gridcards.c.user_id == user_id,
                                               gridcards.c.status == "active")).first()
     return None if row is None else _record(row)
+
+
+def card_by_id(conn: Connection, card_id: str) -> CardRecord:
+    return _record(conn.execute(_records_query().where(gridcards.c.id == card_id)).one())
 
 
 def find_card(conn: Connection, serial: str) -> CardRecord:
@@ -208,14 +219,35 @@ def issue(rt: Runtime, conn: Connection, *, user: directory.UserRecord,
                       replaced=ended[0].serial if ended else None)
 
 
-def revoke(conn: Connection, serial: str, now: float) -> CardRecord:
+def revoke(conn: Connection, serial: str, now: float, *, org_id: int | None = None) -> CardRecord:
     """Revoke the card now; its cells can no longer be checked. ``not_found`` for an
-    unknown serial, ``conflict`` for a card already revoked."""
+    unknown serial (or one of another organisation than ``org_id``, when given),
+    ``conflict`` for a card already revoked."""
     card = find_card(conn, serial)
+    if org_id is not None and card.org_id != org_id:
+        raise NotFound("no such grid card", code="not_found")
     if not _end(conn, where=gridcards.c.id == card.id, now=now):
         raise Conflict(f"grid card {gridcard.format_serial(card.serial)} is already revoked",
                        code="conflict")
     return find_card(conn, card.serial)
+
+
+def users_without_card(conn: Connection, *, org_id: int,
+                       limit: int) -> list[directory.UserRecord]:
+    """Up to ``limit`` users of the organisation, by login, who are not frozen and have no
+    active card: whom a print run issues cards to. They are locked as :func:`issue` locks a
+    user and checked again once locked, so that a run never replaces a card issued
+    meanwhile; the list may then be shorter than ``limit`` while more users wait."""
+    carded = (select(gridcards.c.id)
+              .where(gridcards.c.user_id == users.c.id, gridcards.c.status == "active")
+              .exists())
+    locked = conn.execute(select(users.c.id)
+                          .where(users.c.org_id == org_id, users.c.frozen_at.is_(None), ~carded)
+                          .order_by(users.c.login).limit(limit).with_for_update()).scalars().all()
+    # A new statement sees what was committed while this one waited for its locks.
+    ids = conn.execute(select(users.c.id).where(users.c.id.in_(locked), ~carded)
+                       .order_by(users.c.login)).scalars().all()
+    return [directory.get_user(conn, user_id) for user_id in ids]
 
 
 # --- audited decisions ----------------------------------------------------------------------
@@ -246,13 +278,13 @@ def run_issue(rt: Runtime, *, org_slug: str, login: str, layout: gridcard.Layout
     return run_decision(rt, subject=subject, now=now, work=work)
 
 
-def run_revoke(rt: Runtime, *, serial: str, actor: str) -> CardRecord:
+def run_revoke(rt: Runtime, *, serial: str, actor: str, org_id: int | None = None) -> CardRecord:
     """:func:`revoke` as an audited decision."""
     now = rt.clock()
     subject = AuditSubject(event="gridcard.revoke", scheme="gridcard", detail={"actor": actor})
 
     def work(conn: Connection) -> tuple[CardRecord, str]:
-        card = revoke(conn, serial, now)
+        card = revoke(conn, serial, now, org_id=org_id)
         subject.org_id, subject.user_id = card.org_id, card.user_id
         subject.detail["serial"] = card.serial
         return card, "revoked"

@@ -19,6 +19,7 @@ from qrgate.http import (
     routes_app_lock,
     routes_confirm,
     routes_devices,
+    routes_gridcard,
     routes_reports,
     routes_txsign,
     routes_users,
@@ -114,7 +115,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
         return runtime_of(request).keyring.verifier.to_jwks()
 
     for routes in (routes_confirm, routes_devices, routes_app_lock, routes_users, routes_reports,
-                   routes_txsign, routes_webhooks):
+                   routes_txsign, routes_gridcard, routes_webhooks):
         app.include_router(routes.router)
     routes_webhooks.document_events(app)
     app.include_router(pages.router)

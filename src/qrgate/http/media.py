@@ -16,3 +16,7 @@ class SvgImage(Response):
 
 class EventStream(Response):
     media_type = "text/event-stream"
+
+
+class PdfDocument(Response):
+    media_type = "application/pdf"

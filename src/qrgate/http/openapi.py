@@ -25,6 +25,8 @@ API_KEY: Final[Security] = [{"ApiKey": []}]
 DEVICE: Final[Security] = [{"DeviceId": [], "DeviceTimestamp": [], "DeviceSignature": []}]
 BROWSER: Final[Security] = [{"BrowserToken": []}, {"BrowserCookie": []}]
 BROWSER_OR_API_KEY: Final[Security] = [*BROWSER, *API_KEY]
+ATTEMPT: Final[Security] = [{"AttemptToken": []}]
+ATTEMPT_OR_API_KEY: Final[Security] = [*ATTEMPT, *API_KEY]
 PUBLIC: Final[Security] = []
 
 SECURITY_SCHEMES: Final = {
@@ -43,6 +45,9 @@ SECURITY_SCHEMES: Final = {
                      "description": "The secret that binds a challenge to its browser"},
     "BrowserCookie": {"type": "apiKey", "in": "cookie", "name": "qrgate_browser",
                       "description": "The same secret, as the hosted page's HttpOnly cookie"},
+    "AttemptToken": {"type": "apiKey", "in": "header", "name": "Qrgate-Attempt-Token",
+                     "description": "A grid card attempt's answer token (scheme A), given to "
+                                    "whoever started it or scanned its code"},
 }
 
 PROBLEM_SCHEMA: Final = {
@@ -85,6 +90,7 @@ _BY_AUTH: Final = {
     "ApiKey": (401,),
     "DeviceId": (401, 423),
     "BrowserToken": (401, 403),
+    "AttemptToken": (401, 403),
 }
 
 
@@ -95,10 +101,10 @@ def _problem(status: int) -> dict[str, Any]:
 
 
 def documented(*, auth: Security, errors: Sequence[int] = (), media_type: str | None = None,
-               item_schema: dict[str, Any] | None = None) -> dict[str, Any]:
+               item_schema: dict[str, Any] | None = None, success: int = 200) -> dict[str, Any]:
     """Keyword arguments for a route decorator: its security and its error responses;
     ``media_type`` for an answer that is not JSON (an image, an event stream, whose events
-    carry ``item_schema``)."""
+    carry ``item_schema``), answered with status ``success``."""
     statuses = set(errors) | set(_ALWAYS)
     for requirement in auth:
         for scheme in requirement:
@@ -106,7 +112,8 @@ def documented(*, auth: Security, errors: Sequence[int] = (), media_type: str | 
     responses: dict[int | str, Any] = {status: _problem(status) for status in sorted(statuses)}
     if media_type is not None:
         body = item_schema or {"type": "string", "format": "binary"}
-        responses[200] = {"description": "OK", "content": {media_type: {"schema": body}}}
+        responses[success] = {"description": "OK" if success == 200 else "Created",
+                              "content": {media_type: {"schema": body}}}
     return {"responses": responses, "openapi_extra": {"security": auth}}
 
 

@@ -125,6 +125,7 @@ _EVENT_MODELS: dict[type[BaseModel], tuple[EventType, ...]] = {
     wire.ConfirmEvent: (EventType.CONFIRM_APPROVED, EventType.CONFIRM_DENIED,
                         EventType.CONFIRM_REJECTED),
     wire.TxsignEvent: (EventType.TXSIGN_SIGNED, EventType.TXSIGN_REJECTED),
+    wire.GridcardEvent: (EventType.GRIDCARD_AUTHENTICATED, EventType.GRIDCARD_FAILED),
     wire.DeviceEvent: (EventType.DEVICE_ADDED, EventType.DEVICE_REMOVED,
                        EventType.DEVICE_FROZEN, EventType.DEVICE_UNFROZEN),
     wire.UserEvent: (EventType.USER_LOCKED, EventType.USER_FROZEN, EventType.USER_UNFROZEN),

@@ -78,6 +78,17 @@ class TransactionData(BaseModel):
     verified_at: int | None
 
 
+class AttemptData(BaseModel):
+    attempt_id: str
+    login: str
+    operation: str
+    state: Literal["authenticated", "failed"]
+    reason: str = Field(description="authenticated, or why the attempt failed")
+    position: str = Field(description="The last position asked")
+    created_at: float
+    decided_at: float
+
+
 class DeviceData(BaseModel):
     device_id: str
     login: str
@@ -119,6 +130,12 @@ class TxsignEvent(BaseModel):
     type: Literal["txsign.signed", "txsign.rejected"]
     timestamp: str
     data: TransactionData
+
+
+class GridcardEvent(BaseModel):
+    type: Literal["gridcard.authenticated", "gridcard.failed"]
+    timestamp: str
+    data: AttemptData
 
 
 class DeviceEvent(BaseModel):

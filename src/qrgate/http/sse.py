@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 
 from fastapi import Request
 from starlette.responses import StreamingResponse
@@ -51,46 +52,63 @@ EVENT_SCHEMA: dict[str, object] = {
 }
 
 
+@dataclass(frozen=True, kw_only=True)
+class Snapshot:
+    """One read of what a stream follows: ``key`` changes when a ``state`` event is due."""
+
+    key: tuple[object, ...]
+    payload: dict[str, object]
+    terminal: bool
+    expires_at: float
+
+
 def challenge_events(rt: Runtime, request: Request, challenge_id: str) -> StreamingResponse:
+    def read() -> Snapshot:
+        with rt.read() as conn:
+            row = repository.load(conn, challenge_id)
+        state = row.effective_state(rt.clock())
+        return Snapshot(
+            key=(state.value, row.code_seq),
+            payload={"challenge_id": row.id, "state": state.value, "reason": row.reason,
+                     "code_seq": row.code_seq, "decided_at": row.decided_at},
+            terminal=state in TERMINAL_STATES, expires_at=row.expires_at)
+
+    return state_events(rt, request, topic=challenge_id, read=read)
+
+
+def state_events(rt: Runtime, request: Request, *, topic: str,
+                 read: Callable[[], Snapshot]) -> StreamingResponse:
+    """The stream of ``read()``'s snapshots for ``topic``, which state hints name."""
     return StreamingResponse(
-        _stream(rt, request, challenge_id),
+        _stream(rt, request, topic, read),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
 
 
-def _read(rt: Runtime, challenge_id: str) -> repository.ChallengeRow:
-    with rt.read() as conn:
-        return repository.load(conn, challenge_id)
-
-
-async def _stream(rt: Runtime, request: Request, challenge_id: str) -> AsyncIterator[str]:
+async def _stream(rt: Runtime, request: Request, topic: str,
+                  read: Callable[[], Snapshot]) -> AsyncIterator[str]:
     # Subscribe before the first read so no transition falls between the two.
-    async with rt.events.subscribe(challenge_id) as subscription:
-        last: tuple[str, int] | None = None
+    async with rt.events.subscribe(topic) as subscription:
+        last: tuple[object, ...] | None = None
         quiet_since = time.monotonic()
         yield f"retry: {RETRY_AFTER * 1000}\n\n"
         while True:
             try:
-                row = await offload(rt, _read, rt, challenge_id)
+                snapshot = await offload(rt, read)
             except DATABASE_ERRORS as error:
                 if not is_unavailable(error):
                     raise
                 rt.db_health.failed(error)
                 yield f"event: unavailable\ndata: {json.dumps({'retry_after': RETRY_AFTER})}\n\n"
                 return
-            now = rt.clock()
-            state = row.effective_state(now)
-            current = (state.value, row.code_seq)
-            if current != last:
-                last = current
-                payload = {"challenge_id": row.id, "state": state.value, "reason": row.reason,
-                           "code_seq": row.code_seq, "decided_at": row.decided_at}
-                yield f"event: state\ndata: {json.dumps(payload)}\n\n"
+            if snapshot.key != last:
+                last = snapshot.key
+                yield f"event: state\ndata: {json.dumps(snapshot.payload)}\n\n"
                 quiet_since = time.monotonic()
-            if state in TERMINAL_STATES or await request.is_disconnected():
+            if snapshot.terminal or await request.is_disconnected():
                 return
-            wait = max(0.05, min(RECHECK_SECONDS, row.expires_at - now))
+            wait = max(0.05, min(RECHECK_SECONDS, snapshot.expires_at - rt.clock()))
             hint = await subscription.next(wait)
             if hint is None and time.monotonic() - quiet_since >= HEARTBEAT_SECONDS:
                 quiet_since = time.monotonic()

@@ -469,6 +469,44 @@ class GridCardCell(Base):
     used_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
+class GridCardAttempt(Base):
+    """One authentication with a grid card (``qrgate.gridcard.attempts``): the position
+    asked and its window. ``app_id`` is null when the phone app started it alone. Its
+    answer token is derived from its id under a server key, never stored."""
+
+    __tablename__ = "gridcard_attempts"
+    __table_args__ = (
+        CheckConstraint("state IN ('pending', 'authenticated', 'failed', 'expired')",
+                        name="state"),
+        CheckConstraint("risk IN ('low', 'normal', 'high')", name="risk"),
+        Index("ix_gridcard_attempts_user_state", "user_id", "state"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    app_id: Mapped[int | None] = mapped_column(ForeignKey("applications.id"), nullable=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    card_id: Mapped[str] = mapped_column(ForeignKey("gridcards.id"))
+    login: Mapped[str] = mapped_column(String(128))
+    operation: Mapped[str] = mapped_column(String(64))
+    risk: Mapped[str] = mapped_column(String(8))
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    position: Mapped[str] = mapped_column(String(4))
+    position_seq: Mapped[int] = mapped_column(Integer)
+    window_seconds: Mapped[int] = mapped_column(Integer)
+    position_issued_at: Mapped[float] = mapped_column(Float)
+    position_expires_at: Mapped[float] = mapped_column(Float)
+    reissues: Mapped[int] = mapped_column(Integer)
+    attempts: Mapped[int] = mapped_column(Integer)
+    requester_ip: Mapped[str] = mapped_column(String(64))
+    requester_ua: Mapped[str] = mapped_column(String(300))
+    answer_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float)
+    decided_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
 # Typed handles for Core statements (``Model.__table__`` is typed as a plain FromClause).
 organisations = cast(Table, Organisation.__table__)
 applications = cast(Table, Application.__table__)
@@ -489,3 +527,4 @@ access_passes = cast(Table, AccessPass.__table__)
 reports = cast(Table, Report.__table__)
 gridcards = cast(Table, GridCard.__table__)
 gridcard_cells = cast(Table, GridCardCell.__table__)
+gridcard_attempts = cast(Table, GridCardAttempt.__table__)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # only their attributes are read here
     from qrgate.accounts.directory import DeviceRecord, UserRecord
     from qrgate.confirm.repository import ChallengeRow
+    from qrgate.gridcard.attempt_store import AttemptRow
     from qrgate.txsign.platform import TxRow
     from qrgate.txsign.tokens import TokenRecord
 
@@ -39,6 +40,11 @@ class EventType(StrEnum):
     # Scheme E: a transaction signed, or ended unsigned (reason: locked, user_frozen).
     TXSIGN_SIGNED = "txsign.signed"
     TXSIGN_REJECTED = "txsign.rejected"
+    # Scheme A: a grid card attempt authenticated, or ended without (reason:
+    # too_many_failures, reissue_limit, late_answer, card_revoked, card_expired,
+    # card_exhausted, cancelled, superseded).
+    GRIDCARD_AUTHENTICATED = "gridcard.authenticated"
+    GRIDCARD_FAILED = "gridcard.failed"
     # Phones (by: device, relying_party, operator, access_pass).
     DEVICE_ADDED = "device.added"
     DEVICE_REMOVED = "device.removed"
@@ -101,6 +107,18 @@ def transaction_ended(row: TxRow, *, state: str, reason: str, at: float) -> Webh
               "account": row.text.account, "state": state, "reason": reason,
               "token_id": row.token_id, "created_at": row.created_at,
               "verified_at": row.verified_at})
+
+
+def attempt_ended(row: AttemptRow, *, state: str, reason: str, at: float) -> WebhookEvent:
+    """A grid card attempt authenticated (``state`` authenticated) or failed. Attempts the
+    app started alone have no application: every application of the organisation hears."""
+    return WebhookEvent(
+        type=(EventType.GRIDCARD_AUTHENTICATED if state == "authenticated"
+              else EventType.GRIDCARD_FAILED),
+        org_id=row.org_id, app_id=row.app_id, at=at,
+        data={"attempt_id": row.id, "login": row.login, "operation": row.operation,
+              "state": state, "reason": reason, "position": row.position,
+              "created_at": row.created_at, "decided_at": at})
 
 
 def device_changed(event: EventType, *, device: DeviceRecord, user: UserRecord,

@@ -30,6 +30,7 @@ export async function homeScreen() {
       ? h("ul", { class: "entries" }, ...items)
       : h("p", { class: "empty", text: t("home.empty") }),
     link("home.scan", "#/scan", "button primary"),
+    link("home.gridcard", "#/gridcard"),
     accounts.length ? link("home.lock", "#/lock") : null,
     link("home.access_pass", "#/access-pass"),
     storage,

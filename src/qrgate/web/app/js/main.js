@@ -5,6 +5,7 @@ import { scanScreen } from "./scan.js";
 import { accountScreen } from "./confirm/account.js";
 import { accessPassScreen } from "./confirm/access-pass.js";
 import { historyScreen } from "./confirm/history.js";
+import { gridcardScreen } from "./gridcard/sign-in.js";
 import { tokenScreen } from "./txsign/token.js";
 import { LANGS, preferredLanguage, setLanguage, translate } from "./shared/i18n.js";
 import { registerServiceWorker } from "./shared/sw-register.js";
@@ -16,6 +17,7 @@ const ROUTES = {
   history: historyScreen,
   account: accountScreen,
   "access-pass": accessPassScreen,
+  gridcard: gridcardScreen,
   token: tokenScreen,
   lock: lockScreen,
 };
@@ -43,10 +45,13 @@ async function start() {
     await route();
   });
   window.addEventListener("hashchange", route);
-  // A tap on the tab of the screen already shown starts it afresh (e.g. reopens the camera).
-  document.querySelector(".tabs").addEventListener("click", (event) => {
-    const tab = event.target.closest("a");
-    if (tab && tab.getAttribute("href") === location.hash) route();
+  // A tap on a link to the route already shown starts it afresh (e.g. reopens the camera):
+  // the hash does not change, so no hashchange comes. Screens reached from a route (a
+  // scanned code's, a grid-card position) offer such links to begin again.
+  document.addEventListener("click", (event) => {
+    const target = /** @type {Element} */ (event.target);
+    const anchor = target.closest && target.closest("a");
+    if (anchor && anchor.getAttribute("href") === location.hash) route();
   });
   registerServiceWorker();
   await route();

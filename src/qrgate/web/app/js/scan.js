@@ -2,7 +2,7 @@
 // is read goes to the screen of its scheme (schemes.js), which verifies it before showing
 // anything.
 import { CodeError } from "./shared/errors.js";
-import { readFile, scan } from "./shared/camera.js";
+import { cameraProblem, readFile, scan } from "./shared/camera.js";
 import { peekCodeType } from "./shared/codes.js";
 import { t } from "./shared/i18n.js";
 import { h, refusal, show } from "./shared/ui.js";
@@ -26,15 +26,6 @@ export async function open(text, status) {
   }
   await screen(trimmed);
   return true;
-}
-
-function cameraProblem(error) {
-  if (!window.isSecureContext) return "camera.insecure";
-  if (error && error.name === "NotAllowedError") return "camera.denied";
-  if (error && (error.name === "NotFoundError" || error.name === "OverconstrainedError")) {
-    return "camera.none";
-  }
-  return "camera.failed";
 }
 
 export async function scanScreen() {

@@ -3,6 +3,7 @@
 import { CodeType } from "./shared/codes.js";
 import { approveScreen } from "./confirm/approve.js";
 import { enrolScreen } from "./confirm/enrol.js";
+import { joinScreen } from "./gridcard/join.js";
 import { chainScreen } from "./txsign/chain.js";
 import { signScreen } from "./txsign/sign.js";
 import { tokenEnrolScreen } from "./txsign/token.js";
@@ -13,6 +14,7 @@ const SCREENS = new Map([
   [CodeType.TOKEN_ENROL, tokenEnrolScreen],
   [CodeType.TXSIGN_CHALLENGE, signScreen],
   [CodeType.TXSIGN_CHAIN, chainScreen],
+  [CodeType.GRIDCARD, joinScreen],
 ]);
 
 /** @returns {((text: string) => Promise<void>) | undefined} */

@@ -56,10 +56,11 @@ function encodeBody(body) {
   return body === null ? new Uint8Array() : new TextEncoder().encode(JSON.stringify(body));
 }
 
-/** An unsigned call (server keys, token activation). */
-export function publicCall(method, path, body = null) {
-  const headers = body === null ? {} : { "content-type": "application/json" };
-  return send(method, path, { body: body === null ? null : JSON.stringify(body), headers });
+/** An unsigned call (server keys, token activation); `headers` carry what stands in for a
+ * signature, e.g. a grid-card attempt's token. */
+export function publicCall(method, path, body = null, headers = {}) {
+  const all = body === null ? { ...headers } : { ...headers, "content-type": "application/json" };
+  return send(method, path, { body: body === null ? null : JSON.stringify(body), headers: all });
 }
 
 /** A call signed by an account's device key (`deviceId` is "new" while enrolling). */

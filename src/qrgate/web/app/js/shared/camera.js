@@ -9,7 +9,9 @@ import { FRAME_MARK } from "./metrics.js";
 
 const WASM_URL = new URL("../../../vendor/zxing-wasm/dist/reader/zxing_reader.wasm",
   import.meta.url).href;
-const READER_OPTIONS = { formats: ["QRCode"], tryHarder: true, maxNumberOfSymbols: 1 };
+const ONE_CODE = { formats: ["QRCode"], tryHarder: true, maxNumberOfSymbols: 1 };
+// A printed grid card shows 30 codes at once, a printed page 90: the screen picks one.
+const EVERY_CODE = { ...ONE_CODE, maxNumberOfSymbols: 255 };
 // A frame every ~100 ms is smooth enough to aim with and leaves the phone's CPU idle half
 // the time; decoding a 720p frame takes 20-60 ms.
 const FRAME_INTERVAL_MS = 100;
@@ -18,14 +20,31 @@ prepareZXingModule({
   overrides: { locateFile: (path, prefix) => (path.endsWith(".wasm") ? WASM_URL : prefix + path) },
 });
 
-async function firstText(input) {
-  const [found] = await readBarcodes(input, READER_OPTIONS);
-  return found && found.isValid ? found.text : null;
+/** Why the camera did not start, as the catalog key of a message for the user. */
+export function cameraProblem(error) {
+  if (!window.isSecureContext) return "camera.insecure";
+  if (error && error.name === "NotAllowedError") return "camera.denied";
+  if (error && (error.name === "NotFoundError" || error.name === "OverconstrainedError")) {
+    return "camera.none";
+  }
+  return "camera.failed";
+}
+
+/** @returns {Promise<string[]>} */
+async function texts(input, options) {
+  return (await readBarcodes(input, options))
+    .filter((found) => found.isValid).map((found) => found.text);
 }
 
 /** The QR text in an image file (photo, screenshot), or null. */
-export function readFile(file) {
-  return firstText(file);
+export async function readFile(file) {
+  const [text = null] = await texts(file, ONE_CODE);
+  return text;
+}
+
+/** Every QR text in an image file. */
+export function readFileCodes(file) {
+  return texts(file, EVERY_CODE);
 }
 
 /**
@@ -34,7 +53,24 @@ export function readFile(file) {
  * the code is marked "qrgate:frame" so a screen can measure frame-to-screen time.
  * @returns {Promise<() => void>} stops the camera
  */
-export async function scan(video, onText) {
+export function scan(video, onText) {
+  return watch(video, ONE_CODE, ([text]) => text ?? null, onText);
+}
+
+/**
+ * As scan, reading every code of each frame: `pick(texts)` returns what the screen wants
+ * of them, or null to look at the next frame; `onPicked` gets it once, the camera stopped.
+ * @template T
+ * @param {HTMLVideoElement} video
+ * @param {(texts: string[]) => T | null} pick
+ * @param {(picked: T) => void} onPicked
+ * @returns {Promise<() => void>} stops the camera
+ */
+export function scanCodes(video, pick, onPicked) {
+  return watch(video, EVERY_CODE, pick, onPicked);
+}
+
+async function watch(video, options, pick, onPicked) {
   const stream = await navigator.mediaDevices.getUserMedia({
     audio: false,
     video: { facingMode: "environment", width: { ideal: 1280 }, height: { ideal: 720 } },
@@ -62,12 +98,13 @@ export async function scan(video, onText) {
       context.drawImage(video, 0, 0);
       const frame = context.getImageData(0, 0, canvas.width, canvas.height);
       const started = performance.now();
-      const text = await firstText(frame);
+      const found = await texts(frame, options);
       performance.measure("qrgate:decode", { start: started, end: performance.now() });
-      if (text && !stopped) {
+      const picked = found.length && !stopped ? pick(found) ?? null : null;
+      if (picked !== null) {
         performance.mark(FRAME_MARK, { startTime: started });
         stop();
-        onText(text);
+        onPicked(picked);
         return;
       }
     }

@@ -21,6 +21,7 @@ export const CodeType = Object.freeze({
   TXSIGN_CHALLENGE: 3,
   TXSIGN_CHAIN: 4,
   TOKEN_ENROL: 5,
+  GRIDCARD: 6,
 });
 
 const VERSION = "1";
