@@ -4,6 +4,7 @@ the common options and the latency table. Imported by scripts run as ``python be
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import secrets
@@ -12,9 +13,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import httpx
@@ -43,6 +45,35 @@ class Http:
             if raw:
                 return body
             return json.loads(body) if body else None
+
+
+User = TypeVar("User")
+Timings = dict[str, list[float]]
+
+
+async def measured(users: Sequence[User], step: Callable[[User, Timings], Awaitable[None]], *,
+                   warmup: float, seconds: float) -> tuple[Timings, list[str], float]:
+    """Every user runs ``step`` in a loop, ``warmup`` seconds unmeasured, then ``seconds``
+    measured: the measured timings, the errors (counted and shown: a bench reports, it
+    never stops) and the measured time."""
+    timings: Timings = defaultdict(list)
+    errors: list[str] = []
+    measuring = False
+    stop_at = time.monotonic() + warmup + seconds
+
+    async def run(user: User) -> None:
+        while time.monotonic() < stop_at:
+            try:
+                await step(user, timings if measuring else defaultdict(list))
+            except Exception as error:
+                errors.append(str(error))
+
+    tasks = [asyncio.create_task(run(user)) for user in users]
+    await asyncio.sleep(warmup)
+    measuring = True
+    measured_from = time.monotonic()
+    await asyncio.gather(*tasks)
+    return timings, errors, time.monotonic() - measured_from
 
 
 def options(description: str) -> argparse.ArgumentParser:

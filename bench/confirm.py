@@ -22,11 +22,10 @@ import base64
 import json
 import secrets
 import time
-from collections import defaultdict
 from typing import Any
 
 import aiohttp
-from common import Http, options, print_latencies, spawned_server
+from common import Http, measured, options, print_latencies, spawned_server
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from qrgate.core.device_auth import (
@@ -114,25 +113,9 @@ async def run(url: str, api_key: str, users: int, seconds: float, warmup: float,
         run_id = secrets.token_hex(3)
         phones = await asyncio.gather(*(enrol(http, api, f"bench-{run_id}-{n}")
                                         for n in range(users)))
-        timings: dict[str, list[float]] = defaultdict(list)
-        errors: list[str] = []
-        measuring = False
-        stop_at = time.monotonic() + warmup + seconds
-
-        async def user(phone: Phone) -> None:
-            while time.monotonic() < stop_at:
-                sink = timings if measuring else defaultdict(list)
-                try:
-                    await flow(http, api, phone, png, sink)
-                except Exception as error:
-                    errors.append(str(error))
-
-        tasks = [asyncio.create_task(user(p)) for p in phones]
-        await asyncio.sleep(warmup)
-        measuring = True
-        measured_from = time.monotonic()
-        await asyncio.gather(*tasks)
-        elapsed = time.monotonic() - measured_from
+        timings, errors, elapsed = await measured(
+            phones, lambda phone, sink: flow(http, api, phone, png, sink),
+            warmup=warmup, seconds=seconds)
     report(timings, errors, elapsed, users)
 
 

@@ -7,18 +7,26 @@
   derivation alone;
 * read: page 0 of the first volume rasterised at 150 dpi (a sheet of three cards), read as
   a scan and as K photos (``qrgate.clients.gridcard_card.photo_like``, one per seed):
-  cells read / cells printed, and ms per page decode, p50 and p99.
+  cells read / cells printed, and ms per page decode, p50 and p99;
+* flows: N concurrent users sign in through a relying party (``POST
+  /v1/gridcard/attempts``: password, asked position) and answer with the asked cell, against
+  a spawned server (SQLite) or ``--url``: flows/s, p50/p99 per step, and the ratio to the
+  crypto floor, the scrypt check of the password each sign-in must pay. Each user's card
+  comes from ``POST /v1/gridcard/cards`` and is read once from its PDF; a spent card is
+  replaced outside the measured steps.
 
-    .venv/bin/python bench/gridcard.py                 # 300 cards, 20 photos
-    .venv/bin/python bench/gridcard.py --cards 900 --seeds 50
+    .venv/bin/python bench/gridcard.py                 # 300 cards, 20 photos, 32 users 15 s
+    .venv/bin/python bench/gridcard.py --cards 900 --seeds 50 --users 16 --seconds 30
+    .venv/bin/python bench/gridcard.py --url http://127.0.0.1:8000 --api-key qgk_...
 
-Needs no server. Prints numbers; asserts nothing.
+Prints numbers; asserts nothing.
 """
 
 from __future__ import annotations
 
-import argparse
+import asyncio
 import os
+import secrets
 import statistics
 import tempfile
 import time
@@ -26,9 +34,11 @@ from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
+import aiohttp
+from common import Http, Timings, measured, options, print_latencies, spawned_server
 from PIL import Image
 
-from qrgate.clients.gridcard_card import photo_like, read_cards, render_page
+from qrgate.clients.gridcard_card import photo_like, read_cards, read_cells, render_page
 from qrgate.core.digests import SecretDigests
 from qrgate.core.gridcard import (
     CARD_KEY_BYTES,
@@ -37,6 +47,7 @@ from qrgate.core.gridcard import (
     issue_card,
     serial_from_random,
 )
+from qrgate.core.passwords import new_password_hash, verify_password
 from qrgate.gridcard.cards import cell_digester
 from qrgate.gridcard.printing import CARDS_PER_PAGE, CardToPrint, write_pdf_volumes
 
@@ -118,8 +129,87 @@ def report_reading(name: str, images: list[Image.Image],
           f"p99 {p99 * 1000:.1f} ms per page")
 
 
+PASSWORD = "bench password"
+STEPS = ("sign-in", "answer")
+
+
+class CardHolder:
+    """A bench user and the cells of their current card, read once from its PDF."""
+
+    def __init__(self, login: str) -> None:
+        self.login = login
+        self.cells: dict[str, str] = {}
+        self.unused = 0
+
+    async def new_card(self, http: Http, api: dict[str, str]) -> None:
+        pdf = await http.call("POST", "/v1/gridcard/cards", headers=api,
+                              json_body={"login": self.login, "days": 30}, raw=True)
+        self.cells = read_cells(render_page(pdf))
+        self.unused = len(self.cells)
+
+
+async def holder(http: Http, api: dict[str, str], login: str) -> CardHolder:
+    await http.call("POST", "/v1/users", headers=api,
+                    json_body={"login": login, "password": PASSWORD})
+    card_holder = CardHolder(login)
+    await card_holder.new_card(http, api)
+    return card_holder
+
+
+async def flow(http: Http, api: dict[str, str], user: CardHolder, timings: Timings) -> None:
+    if user.unused == 0:
+        await user.new_card(http, api)  # outside the measured steps
+    t0 = time.perf_counter()
+    started = await http.call("POST", "/v1/gridcard/attempts", headers=api,
+                              json_body={"login": user.login, "password": PASSWORD})
+    t1 = time.perf_counter()
+    done = await http.call("POST", f"/v1/gridcard/attempts/{started['attempt_id']}/answer",
+                           headers={"qrgate-attempt-token": started["answer_token"]},
+                           json_body={"cell": user.cells[started["position"]]})
+    t2 = time.perf_counter()
+    user.unused -= 1
+    if done["state"] != "authenticated":
+        raise RuntimeError(f"flow ended {done['state']}")
+    timings["sign-in"].append(t1 - t0)
+    timings["answer"].append(t2 - t1)
+    timings["flow"].append(t2 - t0)
+
+
+async def bench_flows(url: str, api_key: str, users: int, seconds: float,
+                      warmup: float) -> None:
+    api = {"Authorization": f"Bearer {api_key}"}
+    connector = aiohttp.TCPConnector(limit=users * 2)
+    async with aiohttp.ClientSession(connector=connector,
+                                     timeout=aiohttp.ClientTimeout(total=60)) as session:
+        http = Http(url, session)
+        run_id = secrets.token_hex(3)
+        holders = await asyncio.gather(*(holder(http, api, f"gc-{run_id}-{n}")
+                                         for n in range(users)))
+        timings, errors, elapsed = await measured(
+            holders, lambda card_holder, sink: flow(http, api, card_holder, sink),
+            warmup=warmup, seconds=seconds)
+    flows = len(timings["flow"])
+    floor = scrypt_seconds()
+    print(f"flows: users {users}, measured {elapsed:.1f} s, {flows} sign-ins authenticated, "
+          f"{len(errors)} errors")
+    print(f"  throughput {flows / elapsed:.1f} flows/s; crypto floor: one scrypt check "
+          f"{floor * 1000:.0f} ms = {os.cpu_count()} cores x {1 / floor:.1f} flows/s "
+          f"= {(os.cpu_count() or 1) / floor:.1f} flows/s "
+          f"(ratio {flows / elapsed * floor / (os.cpu_count() or 1):.2f})")
+    print_latencies(timings, (*STEPS, "flow"), errors)
+
+
+def scrypt_seconds(rounds: int = 5) -> float:
+    """What one sign-in's password check costs here, in this process."""
+    encoded = new_password_hash(PASSWORD)
+    start = time.perf_counter()
+    for _ in range(rounds):
+        verify_password(PASSWORD, encoded)
+    return (time.perf_counter() - start) / rounds
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = options(__doc__.split("\n\n")[0])
     parser.add_argument("--cards", type=int, default=300, help="cards printed per run")
     parser.add_argument("--cards-per-volume", type=int, default=99)
     parser.add_argument("--seeds", type=int, default=20, help="photos of the page read")
@@ -128,8 +218,13 @@ def main() -> None:
         printed, first_volume = bench_printing(args.cards, args.cards_per_volume,
                                                Path(workdir))
         bench_reading(printed, first_volume, args.seeds)
-    # Next section: authentication flows/s (password, asked position, the phone's read of
-    # the cell, answer) against a server, printed after the two above.
+    if args.url:
+        if not args.api_key:
+            parser.error("--api-key (or QRGATE_BENCH_API_KEY) is needed with --url")
+        asyncio.run(bench_flows(args.url, args.api_key, args.users, args.seconds, args.warmup))
+        return
+    with spawned_server(args.workers) as (url, api_key):
+        asyncio.run(bench_flows(url, api_key, args.users, args.seconds, args.warmup))
 
 
 if __name__ == "__main__":

@@ -98,7 +98,6 @@ def reissue(org_slug: str, login: str, out: Path, days: int | None) -> None:
 def _issue_one(org_slug: str, login: str, out: Path, days: int | None, *,
                replacing: bool) -> None:
     from qrgate.core.gridcard import Layout
-    from qrgate.errors import Conflict
     from qrgate.gridcard import cards
     from qrgate.gridcard.printing import CardToPrint, render_pdf
 
@@ -111,11 +110,6 @@ def _issue_one(org_slug: str, login: str, out: Path, days: int | None, *,
     try:
         with os.fdopen(fd, "wb") as file:
             def deliver(issued: IssuedCard) -> None:
-                # Known only once the user is locked inside the issuing transaction: raising
-                # here rolls the new card back, and the refusal is audited with its code.
-                if replacing and issued.replaced is None:
-                    raise Conflict(f"{login} has no card to replace: issue one instead",
-                                   code="no_card")
                 file.write(render_pdf([CardToPrint(card=issued.card,
                                                    expires_on=issued.record.expires_on())],
                                       issuer=issued.issuer_name))
@@ -126,7 +120,7 @@ def _issue_one(org_slug: str, login: str, out: Path, days: int | None, *,
                 issued = cards.run_issue(
                     rt, org_slug=org_slug, login=login, layout=Layout(),
                     ttl_days=days or cards.DEFAULT_TTL_DAYS, issuer="operator",
-                    actor="cli", deliver=deliver)
+                    actor="cli", deliver=deliver, replace_only=replacing)
         written = True
     except OSError as error:
         raise cannot_write(out, error) from None

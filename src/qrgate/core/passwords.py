@@ -1,7 +1,9 @@
 """Password hashing with scrypt (RFC 7914) from ``cryptography``.
 
-Passwords only confirm a device enrolment, never the hot path, so a memory-hard cost is
-affordable. Format: ``scrypt$<log2 n>$<r>$<p>$<salt b64>$<hash b64>``.
+Passwords confirm a device enrolment and start a grid card sign-in (scheme A); a
+memory-hard cost (about 0.1 s of one core) is what makes a stolen hash expensive, so those
+routes run it in a worker thread, never on the event loop.
+Format: ``scrypt$<log2 n>$<r>$<p>$<salt b64>$<hash b64>``.
 """
 
 from __future__ import annotations

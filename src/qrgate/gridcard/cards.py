@@ -181,15 +181,20 @@ def _end(conn: Connection, *, where: Any, now: float) -> Sequence[Any]:
 
 
 def issue(rt: Runtime, conn: Connection, *, user: directory.UserRecord,
-          layout: gridcard.Layout, ttl_days: int, issuer: Issuer, now: float) -> IssuedCard:
+          layout: gridcard.Layout, ttl_days: int, issuer: Issuer, now: float,
+          replace_only: bool = False) -> IssuedCard:
     """A new card for ``user``, in the caller's transaction; the user's active card, if
-    any, is revoked in it too."""
+    any, is revoked in it too. ``replace_only``: ``no_card`` when there is none (a
+    reissue, told apart only once the user is locked)."""
     directory.ensure_not_frozen(user)
     check_ttl_days(ttl_days)
     # Serialises issues for one user on PostgreSQL (SQLite renders no FOR UPDATE: its
     # writers hold the database's write lock from BEGIN IMMEDIATE on).
     conn.execute(select(users.c.id).where(users.c.id == user.id).with_for_update())
     ended = _end(conn, where=gridcards.c.user_id == user.id, now=now)
+    if replace_only and not ended:
+        raise Conflict(f"{user.login} has no card to replace: issue one instead",
+                       code="no_card")
     card_id, expires_at = new_id(), now + ttl_days * _DAY
     for _ in range(_SERIAL_DRAWS):
         serial = gridcard.serial_from_random(rt.random(gridcard.SERIAL_RANDOM_BYTES))
@@ -255,7 +260,8 @@ def users_without_card(conn: Connection, *, org_id: int,
 
 def run_issue(rt: Runtime, *, org_slug: str, login: str, layout: gridcard.Layout,
               ttl_days: int, issuer: Issuer, actor: str,
-              deliver: Callable[[IssuedCard], None] | None = None) -> IssuedCard:
+              deliver: Callable[[IssuedCard], None] | None = None,
+              replace_only: bool = False) -> IssuedCard:
     """:func:`issue` as an audited decision. ``deliver`` runs before the commit (it writes
     the printable card): if it fails, no card is issued and the old one stays."""
     now = rt.clock()
@@ -267,7 +273,7 @@ def run_issue(rt: Runtime, *, org_slug: str, login: str, layout: gridcard.Layout
                                    login=login)
         subject.org_id, subject.user_id = user.org_id, user.id
         issued = issue(rt, conn, user=user, layout=layout, ttl_days=ttl_days, issuer=issuer,
-                       now=now)
+                       now=now, replace_only=replace_only)
         subject.detail.update(serial=issued.record.serial, replaced=issued.replaced,
                               expires_at=issued.record.expires_at,
                               layout=f"{layout.rows}x{layout.columns}")
